@@ -1,0 +1,51 @@
+"""execlib: a development static-file server with live reload, and a file-event routing framework.
+
+Heavy modules (uvicorn, FastAPI, Starlette) are imported lazily, on first use
+of a name that needs them, so ``import execlib`` and ``execlib --help`` stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .errors import AlreadyRunningError, BindError, ConfigError, ExeclibError, PortInUseError
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first access)
+_LAZY = {
+    "Server": "execlib.server.server",
+    "ListenerFailedError": "execlib.server.server",
+    "StaticSite": "execlib.server.static",
+}
+
+if TYPE_CHECKING:
+    from .server.server import ListenerFailedError, Server
+    from .server.static import StaticSite
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'execlib' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = [
+    "AlreadyRunningError",
+    "BindError",
+    "ConfigError",
+    "ExeclibError",
+    "ListenerFailedError",
+    "PortInUseError",
+    "Server",
+    "StaticSite",
+    "__version__",
+]

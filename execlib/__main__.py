@@ -1,0 +1,5 @@
+"""python -m execlib"""
+
+from .cli import main
+
+raise SystemExit(main())

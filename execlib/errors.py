@@ -1,0 +1,42 @@
+"""Errors a user can cause, each carrying a one-line message fit for a terminal."""
+
+from __future__ import annotations
+
+
+class ExeclibError(Exception):
+    """Base class: ``str(error)`` is a complete one-line message; ``exit_code`` is for the CLI."""
+
+    exit_code = 1
+
+
+class ConfigError(ExeclibError):
+    """A bad option or argument (missing folder, bad port, missing fallback file)."""
+
+    exit_code = 2
+
+
+class BindError(ExeclibError):
+    """The server could not bind its listening socket."""
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        self.host, self.port, self.reason = host, port, reason
+        super().__init__(f"cannot listen on {host}:{port}: {reason}")
+
+
+class PortInUseError(BindError):
+    """The port is taken by another process."""
+
+    def __init__(self, host: str, port: int, detail: str = "") -> None:
+        reason = detail or "the port is already in use; pick another with --port, or --port 0 for a free one"
+        super().__init__(host, port, reason)
+
+
+class AlreadyRunningError(ExeclibError):
+    """A live execlib server already owns the PID file."""
+
+    def __init__(self, pid: int, pid_path: str) -> None:
+        self.pid, self.pid_path = pid, pid_path
+        super().__init__(
+            f"an execlib server is already running with pid {pid} (PID file {pid_path}); "
+            "stop it with 'execlib stop' or pass --no-single-instance"
+        )

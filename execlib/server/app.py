@@ -1,0 +1,57 @@
+"""Builds the ASGI app a Server runs: a FastAPI app for our own endpoints and the static site.
+
+Static requests skip FastAPI's routing and middleware stack: they are the hot
+path, and a dev server should answer them as fast as the file system allows.
+Paths under ``/__execlib__/`` and the live-reload endpoints go to FastAPI,
+as does everything when static serving is off.
+"""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .accesslog import AccessLogMiddleware
+from .inject import InjectMiddleware
+
+RESERVED_PREFIX = "/__execlib__/"
+LIVERELOAD_PATHS = frozenset({"/livereload", "/livereload.js"})
+
+
+def build_api(root: str) -> FastAPI:
+    """The FastAPI app with the server's own endpoints; embedding tools may add routes to it."""
+    api = FastAPI(title="execlib", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @api.get(RESERVED_PREFIX + "health")
+    async def health() -> dict[str, object]:
+        return {"status": "ok", "root": root, "pid": os.getpid(), "server": "execlib"}
+
+    return api
+
+
+class Dispatcher:
+    """Sends reserved paths (and lifespan) to the API app, everything else to the static site."""
+
+    def __init__(self, api: ASGIApp, static: ASGIApp | None, api_paths: frozenset[str] = LIVERELOAD_PATHS):
+        self.api = api
+        self.static = static
+        self.api_paths = api_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.static is None or scope["type"] == "lifespan":
+            await self.api(scope, receive, send)
+            return
+        path = scope["path"]
+        if path.startswith(RESERVED_PREFIX) or path in self.api_paths:
+            await self.api(scope, receive, send)
+        else:
+            await self.static(scope, receive, send)
+
+
+def build_asgi(api: ASGIApp, static: ASGIApp | None, *, inject: bool) -> ASGIApp:
+    app: ASGIApp = Dispatcher(api, static)
+    if inject:
+        app = InjectMiddleware(app)
+    return AccessLogMiddleware(app)

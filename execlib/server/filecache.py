@@ -1,0 +1,113 @@
+"""An in-memory cache of small files, checked against ``stat`` on every request.
+
+Reading a file through a thread pool is what makes plain static servers slow;
+a dev server must also never serve a stale edit. So small files are kept in
+memory and revalidated with one ``stat`` per request (inode, size, mtime,
+ctime). A file modified less than ``RACY_SECONDS`` before we read it is
+"racy" (git's term): a second write within the same timestamp tick would not
+change its stat, so such entries are re-read on every request until they age.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import formatdate
+
+RACY_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class CachedFile:
+    """A file's bytes (possibly transformed, e.g. with the live-reload script) and validators."""
+
+    body: bytes
+    etag: str
+    last_modified: str
+    mtime: float
+    signature: tuple[int, int, int, int]
+    racy: bool
+
+
+def stat_signature(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def http_date(timestamp: float) -> str:
+    return formatdate(timestamp, usegmt=True)
+
+
+def weak_etag(st: os.stat_result) -> str:
+    """A validator for files too big to hash on every change."""
+    return f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"'
+
+
+class FileCache:
+    """LRU cache of file bodies keyed by filesystem path, bounded by total bytes."""
+
+    def __init__(self, max_file_size: int = 4 << 20, max_total: int = 64 << 20) -> None:
+        self.max_file_size = max_file_size
+        self.max_total = max_total
+        self._entries: OrderedDict[str, CachedFile] = OrderedDict()
+        self._total = 0
+        self._lock = threading.Lock()
+
+    def get(
+        self, path: str, st: os.stat_result, transform: Callable[[bytes], bytes] | None = None
+    ) -> CachedFile | None:
+        """The file's current content, or None when it is too big to cache (stream it instead)."""
+        if st.st_size > self.max_file_size:
+            return None
+        signature = stat_signature(st)
+        entry = self._entries.get(path)
+        if entry is not None and entry.signature == signature and not entry.racy:
+            self._entries.move_to_end(path)
+            return entry
+        return self._load(path, st, signature, transform)
+
+    def invalidate(self, path: str | None = None) -> None:
+        with self._lock:
+            if path is None:
+                self._entries.clear()
+                self._total = 0
+            elif (entry := self._entries.pop(path, None)) is not None:
+                self._total -= len(entry.body)
+
+    def _load(
+        self,
+        path: str,
+        st: os.stat_result,
+        signature: tuple[int, int, int, int],
+        transform: Callable[[bytes], bytes] | None,
+    ) -> CachedFile | None:
+        read_at = time.time()
+        with open(path, "rb") as f:
+            raw = f.read(self.max_file_size + 1)
+        if len(raw) > self.max_file_size:
+            return None
+        body = transform(raw) if transform else raw
+        # A content hash, not stat data: two edits in one timestamp tick still get distinct ETags.
+        etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+        entry = CachedFile(
+            body=body,
+            etag=etag,
+            last_modified=http_date(st.st_mtime),
+            mtime=st.st_mtime,
+            signature=signature,
+            racy=read_at - st.st_mtime < RACY_SECONDS,
+        )
+        with self._lock:
+            old = self._entries.pop(path, None)
+            if old is not None:
+                self._total -= len(old.body)
+            self._entries[path] = entry
+            self._total += len(body)
+            while self._total > self.max_total and self._entries:
+                _, evicted = self._entries.popitem(last=False)
+                self._total -= len(evicted.body)
+        return entry

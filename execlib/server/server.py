@@ -1,0 +1,345 @@
+"""Server: owns a FastAPI app and runs uvicorn on an event loop it manages.
+
+Threading model (see DESIGN.md): ``start()`` blocks the calling thread and
+runs ``uvicorn.Server.serve()`` with ``run_until_complete``; ``shutdown()`` is
+safe from any thread, from a signal handler, twice, or before ``start()``. It
+stops managed listeners first, then sets uvicorn's ``should_exit`` through
+``loop.call_soon_threadsafe``. We bind the socket ourselves so that a taken
+port raises ``PortInUseError`` in the caller instead of uvicorn's ``sys.exit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+from ..errors import BindError, ConfigError, ExeclibError, PortInUseError
+from .app import build_api, build_asgi
+from .static import StaticSite
+
+logger = logging.getLogger("execlib.server")
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class ListenerFailedError(ExeclibError):
+    """A managed listener died for good; the server shut down rather than run without watching."""
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn's Server with our readiness hook and without its signal capture.
+
+    uvicorn re-raises captured signals after serving, which would turn a clean
+    Ctrl-C into KeyboardInterrupt; ``Server.start`` installs its own handlers.
+    """
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        self._on_started()
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port; raises PortInUseError or BindError with one-line reasons."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"port {port} is out of range: use 0-65535 (0 picks a free port)")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise BindError(host, port, f"unknown host ({exc.strerror})") from None
+    family, socktype, proto, _, address = infos[0]
+    sock = socket.socket(family, socktype, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(2048)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUseError(host, port) from None
+        raise BindError(host, port, exc.strerror or str(exc)) from None
+    return sock
+
+
+class Server:
+    """A development server for one folder, startable and stoppable from any thread.
+
+    ``root`` is the folder to serve. ``port=0`` lets the OS pick a free port
+    (read it back from ``bound_addr`` or ``url``). ``managed_listeners`` are
+    started with the server, get the server's loop for their async callbacks,
+    and are stopped first on shutdown. ``pre_serve`` is called with the Server
+    once the socket is bound, before requests are served.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] = ".",
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        static: bool = True,
+        livereload: bool = True,
+        managed_listeners: Iterable[Any] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        follow_symlinks: bool = False,
+        fallback: str | None = None,
+        pre_serve: Callable[[Server], None] | None = None,
+        handle_signals: bool = True,
+        graceful_timeout: float = 1.0,
+    ) -> None:
+        self.root = os.path.realpath(root)
+        if not os.path.exists(self.root):
+            raise ConfigError(f"folder not found: {os.fspath(root)}")
+        if not os.path.isdir(self.root):
+            raise ConfigError(f"not a folder: {os.fspath(root)}")
+        if fallback is not None and not os.path.isfile(os.path.join(self.root, fallback)):
+            raise ConfigError(f"fallback file not found: {fallback} (relative to {self.root})")
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"port {port} is out of range: use 0-65535 (0 picks a free port)")
+        self.host = host
+        self.port = port
+        self.livereload = livereload
+        self.managed_listeners: list[Any] = list(managed_listeners or [])
+        self.pre_serve = pre_serve
+        self.handle_signals = handle_signals
+        self.graceful_timeout = graceful_timeout
+        self.fatal_error: BaseException | None = None
+
+        self.app = build_api(self.root)
+        self.static_site = (
+            StaticSite(self.root, follow_symlinks=follow_symlinks, fallback=fallback, inject=livereload)
+            if static
+            else None
+        )
+        self.asgi = build_asgi(self.app, self.static_site, inject=livereload)
+
+        self._loop_arg = loop
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._uvicorn: _Uvicorn | None = None
+        self._socket: socket.socket | None = None
+        self._bound: tuple[str, int] | None = None
+        self._lock = threading.RLock()
+        self._shutdown_requested = False
+        self._started = False
+        self._ready = threading.Event()
+        self._finished = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._thread_error: BaseException | None = None
+
+    # -- addresses ----------------------------------------------------------------
+
+    @property
+    def bound_addr(self) -> tuple[str, int]:
+        """(host, port) actually bound; the OS's choice when port was 0."""
+        if self._bound is None:
+            raise RuntimeError("the server is not bound yet; call start() or start_in_thread() first")
+        return self._bound
+
+    @property
+    def url(self) -> str:
+        host, port = self.bound_addr
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{port}/"
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop serving requests while the server runs (for run_coroutine_threadsafe)."""
+        return self._loop
+
+    @property
+    def is_running(self) -> bool:
+        return self._ready.is_set() and not self._finished.is_set()
+
+    def bind(self) -> None:
+        """Bind the listening socket now (start() does it otherwise). Raises PortInUseError."""
+        with self._lock:
+            if self._socket is None:
+                self._socket = bind_socket(self.host, self.port)
+                addr = self._socket.getsockname()
+                self._bound = (addr[0], addr[1])
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Serve until shutdown(); blocks. Returns at once if shutdown() came first."""
+        with self._lock:
+            if self._started:
+                raise RuntimeError("this Server was already started; create a new one")
+            self._started = True
+            if self._shutdown_requested:
+                self._close_socket()
+                self._finished.set()
+                return
+            try:
+                self.bind()
+            except BaseException:
+                self._finished.set()
+                raise
+            loop = self._loop_arg or _new_loop()
+            self._loop = loop
+            config = uvicorn.Config(
+                self.asgi,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+                ws="websockets-sansio",
+                timeout_graceful_shutdown=self.graceful_timeout,
+                server_header=False,
+            )
+            self._uvicorn = _Uvicorn(config, on_started=self._ready.set)
+
+        restore_signals = self._install_signal_handlers()
+        try:
+            self._start_listeners(loop)
+            if self.pre_serve is not None:
+                self.pre_serve(self)
+            if not self._shutdown_requested:
+                loop.run_until_complete(self._uvicorn.serve(sockets=[self._socket]))
+        finally:
+            self._stop_listeners()
+            restore_signals()
+            self._close_loop(loop)
+            self._close_socket()
+            self._ready.set()
+            self._finished.set()
+        if self.fatal_error is not None:
+            raise ListenerFailedError(f"stopped serving: {self.fatal_error}")
+
+    def start_in_thread(self, timeout: float = 10.0) -> Server:
+        """Start in a background thread; return once requests are being served.
+
+        Bind errors (PortInUseError) are raised here, in the caller's thread.
+        """
+        self.handle_signals = False
+        self.bind()
+
+        def run() -> None:
+            try:
+                self.start()
+            except BaseException as exc:  # reported to the waiting caller
+                self._thread_error = exc
+                self._ready.set()
+
+        self._thread = threading.Thread(target=run, name=f"execlib-server-{self._bound[1]}", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            self.shutdown()
+            raise RuntimeError(f"the server did not start within {timeout} s")
+        if self._thread_error is not None:
+            raise self._thread_error
+        return self
+
+    def shutdown(self) -> None:
+        """Stop serving: listeners first, then uvicorn. Safe from any thread, any number of times."""
+        with self._lock:
+            first = not self._shutdown_requested
+            self._shutdown_requested = True
+            loop, uv = self._loop, self._uvicorn
+        if first:
+            self._stop_listeners()
+        if loop is not None and uv is not None:
+            with contextlib.suppress(RuntimeError):  # loop already closed: serving is over
+                loop.call_soon_threadsafe(_set_should_exit, uv)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until serving has ended (and joined its thread when started in one)."""
+        done = self._finished.wait(timeout)
+        if done and self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        return done
+
+    def __enter__(self) -> Server:
+        return self.start_in_thread()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.shutdown()
+        self.wait(10)
+
+    # -- internals ----------------------------------------------------------------
+
+    def _start_listeners(self, loop: asyncio.AbstractEventLoop) -> None:
+        for listener in self.managed_listeners:
+            attach = getattr(listener, "attach_loop", None)
+            if attach is not None:
+                attach(loop)
+            if hasattr(listener, "on_fatal"):
+                listener.on_fatal = self._listener_failed
+            listener.start()
+
+    def _stop_listeners(self) -> None:
+        for listener in self.managed_listeners:
+            try:
+                listener.stop()
+            except Exception:
+                logger.exception("stopping listener %r failed", listener)
+
+    def _listener_failed(self, error: BaseException) -> None:
+        logger.error("a file listener failed for good, shutting down: %s", error)
+        self.fatal_error = error
+        self.shutdown()
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda signum, frame: self.shutdown())
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore
+
+    def _close_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            if self._loop_arg is None:
+                loop.close()
+
+    def _close_socket(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+
+def _set_should_exit(uv: uvicorn.Server) -> None:
+    uv.should_exit = True
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()

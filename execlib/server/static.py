@@ -1,0 +1,286 @@
+"""Development static-file serving as a plain ASGI app.
+
+Rules: every response carries ``Cache-Control: no-cache``; files have a
+content-hash ``ETag`` and ``Last-Modified`` and answer conditional requests
+with 304; ``Range`` is honoured (via Starlette's ``FileResponse``); folders
+redirect to their slashed form and show ``index.html`` or a listing; missing
+paths get the site's ``404.html`` or ours, or the SPA fallback page.
+The hot path (a small file, no Range) is answered from ``FileCache`` without
+touching a thread pool.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import quote
+
+import jinja2
+from starlette.responses import FileResponse
+from starlette.types import Message, Receive, Scope, Send
+
+from .filecache import FileCache, http_date, weak_etag
+from .inject import INJECTED_SCOPE_KEY, SCRIPT_TAG, inject_script
+from .mimetypes import content_type, is_html
+from .paths import BadPath, Kind, SiteResolver, Target
+
+NO_CACHE = (b"cache-control", b"no-cache")
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("execlib.server", "templates"),
+    autoescape=True,
+    auto_reload=False,
+)
+
+
+class StaticSite:
+    """ASGI app serving one folder for development."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        follow_symlinks: bool = False,
+        fallback: str | None = None,
+        inject: bool = True,
+        cache: FileCache | None = None,
+    ) -> None:
+        self.resolver = SiteResolver(root, follow_symlinks)
+        self.root = self.resolver.root
+        self.fallback = fallback
+        self.inject = inject
+        self.cache = cache or FileCache()
+        self._transform: Callable[[bytes], bytes] | None = inject_script if inject else None
+
+    # -- ASGI entry -----------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        method = scope["method"]
+        if method not in ("GET", "HEAD"):
+            await self._send_simple(send, 405, b"Method Not Allowed\n", extra=[(b"allow", b"GET, HEAD")], head=False)
+            return
+        head = method == "HEAD"
+        path = scope["path"]
+        try:
+            target = self.resolver.resolve(path, scope.get("raw_path"))
+        except BadPath as bad:
+            if bad.status == 400:
+                await self._send_simple(send, 400, b"Bad Request\n", head=head)
+            else:
+                await self._not_found(scope, send, head)
+            return
+
+        if target.kind is Kind.FILE:
+            await self._send_file(scope, receive, send, target.fs_path, target.st, head, 200)
+        elif target.kind is Kind.REDIRECT:
+            await self._redirect(scope, send, head)
+        elif target.kind is Kind.DIRECTORY:
+            await self._listing(scope, send, target, head)
+        elif (fallback := self._fallback_for(scope)) is not None:
+            await self._send_file(scope, receive, send, fallback[0], fallback[1], head, 200)
+        else:
+            await self._not_found(scope, send, head)
+
+    # -- files ------------------------------------------------------------------------
+
+    async def _send_file(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        fs_path: str,
+        st: os.stat_result | None,
+        head: bool,
+        status: int,
+    ) -> None:
+        if st is None:
+            st = os.stat(fs_path)
+        ctype = content_type(fs_path)
+        html_page = is_html(ctype)
+        transform = self._transform if html_page else None
+        headers = _request_headers(scope)
+        wants_range = status == 200 and b"range" in headers and transform is None
+        entry = self.cache.get(fs_path, st, transform)
+
+        if entry is None or wants_range:
+            # A big file or a Range request: Starlette's FileResponse streams it and handles ranges.
+            etag = entry.etag if entry is not None else weak_etag(st)
+            last_modified = http_date(st.st_mtime)
+            if status == 200 and _not_modified(headers, etag, st.st_mtime):
+                await self._send_not_modified(send, etag.encode(), last_modified.encode())
+                return
+            response = FileResponse(
+                fs_path,
+                status_code=status,
+                media_type=ctype,
+                stat_result=st,
+                headers={"cache-control": "no-cache", "etag": etag, "last-modified": last_modified},
+            )
+            if html_page and self.inject:
+                scope[INJECTED_SCOPE_KEY] = False  # let the middleware inject into the stream
+            await response(scope, receive, _ensure_no_cache(send))
+            return
+
+        if status == 200 and _not_modified(headers, entry.etag, entry.mtime):
+            await self._send_not_modified(send, entry.etag.encode(), entry.last_modified.encode())
+            return
+        if transform is not None:
+            scope[INJECTED_SCOPE_KEY] = True
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", ctype.encode()),
+                    (b"content-length", str(len(entry.body)).encode()),
+                    (b"etag", entry.etag.encode()),
+                    (b"last-modified", entry.last_modified.encode()),
+                    NO_CACHE,
+                    (b"accept-ranges", b"none" if transform else b"bytes"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"" if head else entry.body})
+
+    async def _send_not_modified(self, send: Send, etag: bytes, last_modified: bytes) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 304,
+                "headers": [(b"etag", etag), (b"last-modified", last_modified), NO_CACHE],
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+    # -- folders, redirects, errors ----------------------------------------------------
+
+    async def _redirect(self, scope: Scope, send: Send, head: bool) -> None:
+        raw = scope.get("raw_path") or quote(scope["path"]).encode()
+        location = raw + b"/"
+        if scope.get("query_string"):
+            location += b"?" + scope["query_string"]
+        await self._send_simple(send, 307, b"", extra=[(b"location", location)], head=head)
+
+    async def _listing(self, scope: Scope, send: Send, target: Target, head: bool) -> None:
+        entries = []
+        try:
+            with os.scandir(target.fs_path) as it:
+                for item in it:
+                    try:
+                        st = item.stat()
+                    except OSError:
+                        continue  # a dangling symlink, or a file deleted while we list
+                    is_dir = stat.S_ISDIR(st.st_mode)
+                    name = item.name
+                    entries.append(
+                        {
+                            "name": os.fsencode(name).decode("utf-8", "replace"),
+                            "href": quote(os.fsencode(name)) + ("/" if is_dir else ""),
+                            "is_dir": is_dir,
+                            "size": "-" if is_dir else _human_size(st.st_size),
+                            "mtime": datetime.fromtimestamp(st.st_mtime).strftime("%Y-%m-%d %H:%M"),
+                        }
+                    )
+        except OSError:
+            await self._not_found(scope, send, head)
+            return
+        entries.sort(key=lambda e: (not e["is_dir"], e["name"].casefold(), e["name"]))
+        page = _TEMPLATES.get_template("listing.html").render(
+            path=scope["path"], parent=scope["path"] != "/", entries=entries
+        )
+        await self._send_html(scope, send, 200, page.encode(), head)
+
+    async def _not_found(self, scope: Scope, send: Send, head: bool) -> None:
+        custom = os.path.join(self.root, "404.html")
+        try:
+            with open(custom, "rb") as f:
+                body = f.read()
+        except OSError:
+            body = _TEMPLATES.get_template("404.html").render(path=scope["path"]).encode()
+        await self._send_html(scope, send, 404, body, head)
+
+    def _fallback_for(self, scope: Scope) -> tuple[str, os.stat_result] | None:
+        """The SPA fallback file for a GET of an extensionless path that accepts HTML."""
+        if self.fallback is None or scope["method"] != "GET":
+            return None
+        last = scope["path"].rstrip("/").rsplit("/", 1)[-1]
+        if "." in last or b"text/html" not in _request_headers(scope).get(b"accept", b""):
+            return None
+        fs_path = os.path.join(self.root, self.fallback)
+        try:
+            st = os.stat(fs_path)
+        except OSError:
+            return None
+        return (fs_path, st) if stat.S_ISREG(st.st_mode) else None
+
+    async def _send_html(self, scope: Scope, send: Send, status: int, body: bytes, head: bool) -> None:
+        if self.inject:
+            body = inject_script(body)
+            scope[INJECTED_SCOPE_KEY] = True
+        await self._send_simple(send, status, body, ctype=b"text/html; charset=utf-8", head=head)
+
+    async def _send_simple(
+        self,
+        send: Send,
+        status: int,
+        body: bytes,
+        *,
+        ctype: bytes = b"text/plain; charset=utf-8",
+        extra: list[tuple[bytes, bytes]] | None = None,
+        head: bool,
+    ) -> None:
+        headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), NO_CACHE]
+        if extra:
+            headers.extend(extra)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+def _request_headers(scope: Scope) -> dict[bytes, bytes]:
+    cached = scope.get("execlib.headers")
+    if cached is None:
+        cached = scope["execlib.headers"] = {k.lower(): v for k, v in scope["headers"]}
+    return cached
+
+
+def _not_modified(headers: dict[bytes, bytes], etag: str, mtime: float) -> bool:
+    if_none_match = headers.get(b"if-none-match")
+    if if_none_match is not None:
+        tags = {t.strip().removeprefix(b"W/") for t in if_none_match.split(b",")}
+        return b"*" in tags or etag.encode() in tags
+    if_modified_since = headers.get(b"if-modified-since")
+    if if_modified_since is not None:
+        try:
+            since = parsedate_to_datetime(if_modified_since.decode("latin-1")).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return False
+        return int(mtime) <= since
+    return False
+
+
+def _ensure_no_cache(send: Send) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"]
+            message = {**message, "headers": [*headers, NO_CACHE]}
+        await send(message)
+
+    return wrapped
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+__all__ = ["StaticSite", "SCRIPT_TAG"]

@@ -1,0 +1,2 @@
+// A script the demo loads: editing it reloads only the pages that loaded it.
+document.documentElement.dataset.appLoaded = "yes";

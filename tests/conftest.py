@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from execlib import Server
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    root = tmp_path / "site"
+    write(root / "index.html", "<html><head><title>Home</title></head><body><h1>Home</h1></body></html>")
+    write(root / "about.html", "<html><body><p>About</p></body></html>")
+    write(root / "style.css", "body { color: red; }")
+    write(root / "app.js", "console.log('hi');")
+    write(root / "sub" / "index.html", "<html><body>Sub index</body></html>")
+    write(root / "nolisting" / "a.txt", "a")
+    return root
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Server]]:
+    """Factory: start a Server on port 0 in a background thread; all are shut down at teardown."""
+    servers: list[Server] = []
+
+    def start(root: os.PathLike[str] | str, **kwargs) -> Server:
+        kwargs.setdefault("port", 0)
+        server = Server(root, **kwargs)
+        servers.append(server)
+        return server.start_in_thread()
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        assert server.wait(10), "server did not stop"
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10, follow_redirects=False) as c:
+        yield c

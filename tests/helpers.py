@@ -1,0 +1,61 @@
+"""Shared test helpers: deadline polling and CLI subprocesses."""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.01, message: str = "") -> T:
+    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message or predicate}")
+        time.sleep(interval)  # polling interval, bounded by the deadline above
+
+
+def read_line(proc: subprocess.Popen[str], timeout: float = 15.0, stream: str = "stdout") -> str:
+    """Read one line from a child's pipe, failing after ``timeout`` instead of hanging."""
+    pipe = getattr(proc, stream)
+    selector = selectors.DefaultSelector()
+    selector.register(pipe, selectors.EVENT_READ)
+    try:
+        if not selector.select(timeout):
+            raise AssertionError(f"no line on {stream} within {timeout} s")
+        return pipe.readline()
+    finally:
+        selector.close()
+
+
+def execlib_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "execlib", *args]
+
+
+def start_cli(*args: str, env: dict[str, str] | None = None, **kwargs) -> tuple[subprocess.Popen[str], str]:
+    """Start ``execlib serve ...`` and return (process, url) once it announced its URL."""
+    proc = subprocess.Popen(
+        execlib_cmd(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        **kwargs,
+    )
+    line = read_line(proc)
+    match = re.search(r"at (http://\S+)", line)
+    if not match:
+        proc.kill()
+        raise AssertionError(f"unexpected first line {line!r}; stderr: {proc.stderr.read()}")
+    return proc, match.group(1)
