@@ -9,12 +9,15 @@ as does everything when static serving is off.
 from __future__ import annotations
 
 import os
+from importlib.resources import files
 
-from fastapi import FastAPI
+from fastapi import FastAPI, WebSocket
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .accesslog import AccessLogMiddleware
 from .inject import InjectMiddleware
+from .livereload import ReloadHub
 
 RESERVED_PREFIX = "/__execlib__/"
 LIVERELOAD_PATHS = frozenset({"/livereload", "/livereload.js"})
@@ -29,6 +32,19 @@ def build_api(root: str) -> FastAPI:
         return {"status": "ok", "root": root, "pid": os.getpid(), "server": "execlib"}
 
     return api
+
+
+def add_livereload_routes(api: FastAPI, hub: ReloadHub) -> None:
+    """``/livereload`` (the protocol 7 WebSocket) and ``/livereload.js`` (our client)."""
+    client = files("execlib.server").joinpath("client/livereload.js").read_bytes()
+
+    @api.get("/livereload.js", include_in_schema=False)
+    async def livereload_js() -> Response:
+        return Response(client, media_type="text/javascript; charset=utf-8", headers={"cache-control": "no-cache"})
+
+    @api.websocket("/livereload")
+    async def livereload_socket(websocket: WebSocket) -> None:
+        await hub.serve(websocket)
 
 
 class Dispatcher:

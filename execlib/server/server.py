@@ -25,8 +25,10 @@ from typing import Any
 import uvicorn
 
 from ..errors import BindError, ConfigError, ExeclibError, PortInUseError
-from .app import build_api, build_asgi
+from .app import add_livereload_routes, build_api, build_asgi
+from .livereload import ReloadHub
 from .static import StaticSite
+from .watching import build_reload_listener, run_on_loop, site_relative
 
 logger = logging.getLogger("execlib.server")
 
@@ -107,6 +109,11 @@ class Server:
         pre_serve: Callable[[Server], None] | None = None,
         handle_signals: bool = True,
         graceful_timeout: float = 1.0,
+        watch: Iterable[str | os.PathLike[str]] = (),
+        ignore: Iterable[str] = (),
+        delay: float = 0,
+        poll: bool = False,
+        gitignore: bool = False,
     ) -> None:
         self.root = os.path.realpath(root)
         if not os.path.exists(self.root):
@@ -125,6 +132,14 @@ class Server:
         self.handle_signals = handle_signals
         self.graceful_timeout = graceful_timeout
         self.fatal_error: BaseException | None = None
+        self.watch = [os.path.realpath(p) for p in watch]
+        for original, path in zip(watch, self.watch):
+            if not os.path.exists(path):
+                raise ConfigError(f"watch path not found: {os.fspath(original)}")
+        self.ignore = tuple(ignore)
+        self.delay = delay
+        self.poll = poll
+        self.gitignore = gitignore
 
         self.app = build_api(self.root)
         self.static_site = (
@@ -132,7 +147,15 @@ class Server:
             if static
             else None
         )
+        self.hub: ReloadHub | None = None
+        if livereload:
+            resolver = self.static_site.resolver if self.static_site else None
+            self.hub = ReloadHub(resolver, fallback=fallback)
+            add_livereload_routes(self.app, self.hub)
+            if self.static_site is not None:
+                self.static_site.on_html_served = self.hub.record_served
         self.asgi = build_asgi(self.app, self.static_site, inject=livereload)
+        self._own_listeners: list[Any] = []
 
         self._loop_arg = loop
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -204,6 +227,7 @@ class Server:
                 access_log=False,
                 lifespan="on",
                 ws="websockets-sansio",
+                ws_max_size=1 << 20,
                 timeout_graceful_shutdown=self.graceful_timeout,
                 server_header=False,
             )
@@ -211,6 +235,22 @@ class Server:
 
         restore_signals = self._install_signal_handlers()
         try:
+            if self.hub is not None:
+                self._own_listeners.extend(
+                    listener
+                    for listener in [
+                        build_reload_listener(
+                            self.hub,
+                            self.root,
+                            extra_watch=self.watch,
+                            ignore=self.ignore,
+                            delay_ms=self.delay,
+                            poll=self.poll,
+                            gitignore=self.gitignore,
+                        )
+                    ]
+                    if listener is not None
+                )
             self._start_listeners(loop)
             if self.pre_serve is not None:
                 self.pre_serve(self)
@@ -280,8 +320,43 @@ class Server:
 
     # -- internals ----------------------------------------------------------------
 
+    # -- talking to pages (any thread) -------------------------------------------------
+
+    def reload(self, paths: Iterable[str | os.PathLike[str]] | None = None) -> int:
+        """Reload the pages that ``paths`` touch (all pages when None); returns pages told."""
+        if self.hub is None:
+            return 0
+        if paths is None:
+            return run_on_loop(self._loop, self.hub.reload_all()) or 0
+        names: list[str] = []
+        for path in paths:
+            text = os.fspath(path)
+            rel = site_relative(self.root, text) if os.path.isabs(text) else text.replace(os.sep, "/")
+            if rel is None:
+                return run_on_loop(self._loop, self.hub.reload_all()) or 0
+            names.append(rel)
+        return run_on_loop(self._loop, self.hub.changed(names)) or 0
+
+    def alert(self, message: str) -> int:
+        """Show a message in every open page (LiveReload ``alert``)."""
+        return run_on_loop(self._loop, self.hub.alert(message)) or 0 if self.hub else 0
+
+    def show_error(self, title: str, text: str) -> int:
+        """Show the error overlay in every open page (and in pages opened later) until cleared."""
+        return run_on_loop(self._loop, self.hub.show_error(title, text)) or 0 if self.hub else 0
+
+    def clear_error(self) -> int:
+        """Remove the error overlay."""
+        return run_on_loop(self._loop, self.hub.clear_error()) or 0 if self.hub else 0
+
+    # -- listeners ------------------------------------------------------------------------
+
+    @property
+    def _all_listeners(self) -> list[Any]:
+        return [*self._own_listeners, *self.managed_listeners]
+
     def _start_listeners(self, loop: asyncio.AbstractEventLoop) -> None:
-        for listener in self.managed_listeners:
+        for listener in self._all_listeners:
             attach = getattr(listener, "attach_loop", None)
             if attach is not None:
                 attach(loop)
@@ -290,7 +365,7 @@ class Server:
             listener.start()
 
     def _stop_listeners(self) -> None:
-        for listener in self.managed_listeners:
+        for listener in self._all_listeners:
             try:
                 listener.stop()
             except Exception:

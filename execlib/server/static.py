@@ -53,6 +53,9 @@ class StaticSite:
         self.inject = inject
         self.cache = cache or FileCache()
         self._transform: Callable[[bytes], bytes] | None = inject_script if inject else None
+        # Told (path, stat) whenever an HTML page is served; the live-reload hub uses it to spot
+        # a page that was fetched just before its file changed.
+        self.on_html_served: Callable[[str, os.stat_result], None] | None = None
 
     # -- ASGI entry -----------------------------------------------------------------
 
@@ -104,6 +107,8 @@ class StaticSite:
         ctype = content_type(fs_path)
         html_page = is_html(ctype)
         transform = self._transform if html_page else None
+        if html_page and self.on_html_served is not None:
+            self.on_html_served(fs_path, st)
         headers = _request_headers(scope)
         wants_range = status == 200 and b"range" in headers and transform is None
         entry = self.cache.get(fs_path, st, transform)

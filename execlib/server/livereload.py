@@ -1,0 +1,348 @@
+"""LiveReload protocol 7 over a WebSocket, and the hub that decides which pages a change touches.
+
+Protocol: the client sends ``hello`` (with the protocols it speaks), we answer
+``hello``; the client sends ``info`` with its page ``url``; we send ``reload``
+(``path``, ``liveCSS``, ``liveImg``) and ``alert``. Our own client also sends
+``resources`` (same-origin URL paths its page loaded) inside ``info``, and
+understands ``execlib-error`` / ``execlib-clear-error`` (the build overlay).
+Stock clients (livereload.js, the browser extensions) ignore the extra fields.
+
+Targeting (documented in docs/livereload.rst):
+- an HTML file change reloads the pages showing that file (a 404 page reloads
+  when the file it wanted appears);
+- a stylesheet or image change is sent as liveCSS/liveImg to pages that loaded it;
+- any other file reloads the pages that loaded it;
+- a change outside the site root (``--watch``) reloads every page;
+- a client that reports no resources (a stock client) gets every change.
+All of this runs on the server's event loop; other threads go through
+``asyncio.run_coroutine_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import posixpath
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from .paths import BadPath, Kind, SiteResolver, url_segments
+
+logger = logging.getLogger("execlib.livereload")
+
+PROTOCOL_7 = "http://livereload.com/protocols/official-7"
+MAX_MESSAGE_BYTES = 256 * 1024
+HANDSHAKE_TIMEOUT = 10.0
+SEND_TIMEOUT = 1.0
+FLOOD_MESSAGES = 200  # per FLOOD_WINDOW seconds; a real client sends a handful
+FLOOD_WINDOW = 1.0
+CSS_EXTENSIONS = frozenset({".css"})
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".avif", ".ico", ".bmp"})
+HTML_EXTENSIONS = frozenset({".html", ".htm"})
+
+
+class ProtocolError(Exception):
+    """The peer broke the protocol badly enough that we close the connection."""
+
+    def __init__(self, reason: str, code: int = 1008) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+@dataclass(eq=False)
+class Page:
+    """One connected client and what we know of the page it shows."""
+
+    websocket: WebSocket
+    peer: str
+    url: str | None = None
+    page_file: str | None = None  # site-relative file the page shows
+    wanted: frozenset[str] = frozenset()  # files a 404 page is waiting for
+    listing: str | None = None  # site-relative folder whose listing the page shows
+    resources: frozenset[str] | None = None  # site-relative files it loaded; None: reports nothing
+    greeted: bool = False
+    arrivals: list[float] = field(default_factory=list)
+
+
+class ReloadHub:
+    """Tracks connected pages and sends each change to the pages it touches."""
+
+    def __init__(self, resolver: SiteResolver | None, fallback: str | None = None) -> None:
+        self.resolver = resolver
+        self.fallback = fallback
+        self.pages: set[Page] = set()
+        self.boot_id = uuid.uuid4().hex
+        self.generation = 0
+        self.error: tuple[str, str] | None = None  # the build overlay shown to new pages
+        self.served: dict[str, tuple[int, int]] = {}  # page file -> (mtime_ns, size) when last served
+        self.handshake_timeout = HANDSHAKE_TIMEOUT
+        self.send_timeout = SEND_TIMEOUT
+
+    # -- the WebSocket endpoint ---------------------------------------------------------
+
+    async def serve(self, websocket: WebSocket) -> None:
+        """Run one client connection until it closes."""
+        await websocket.accept()
+        client = websocket.client
+        page = Page(websocket, f"{client.host}:{client.port}" if client else "?")
+        self.pages.add(page)
+        try:
+            await asyncio.wait_for(self._handshake(page), self.handshake_timeout)
+            while True:
+                await self._handle(page, await self._receive(page))
+        except asyncio.TimeoutError:
+            logger.info("livereload: %s never completed the handshake; closing", page.peer)
+            await _close(websocket, 1008)
+        except ProtocolError as error:
+            logger.warning("livereload: closing %s: %s", page.peer, error)
+            await _close(websocket, error.code)
+        except (WebSocketDisconnect, RuntimeError, ConnectionError):
+            pass  # the page went away (navigation, reload, closed tab)
+        finally:
+            self.pages.discard(page)
+
+    async def _receive(self, page: Page) -> dict:
+        message = await page.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        now = time.monotonic()
+        page.arrivals = [t for t in page.arrivals if now - t < FLOOD_WINDOW]
+        page.arrivals.append(now)
+        if len(page.arrivals) > FLOOD_MESSAGES:
+            raise ProtocolError("too many messages (flood)")
+        if message.get("text") is None:
+            raise ProtocolError("binary frames are not part of the protocol", 1003)
+        text = message["text"]
+        if len(text) > MAX_MESSAGE_BYTES:
+            raise ProtocolError(f"message of {len(text)} bytes is over the {MAX_MESSAGE_BYTES} byte cap", 1009)
+        try:
+            data = json.loads(text)
+        except ValueError:
+            logger.warning("livereload: ignoring malformed JSON from %s", page.peer)
+            return {}
+        if not isinstance(data, dict):
+            logger.warning("livereload: ignoring a non-object message from %s", page.peer)
+            return {}
+        return data
+
+    async def _handshake(self, page: Page) -> None:
+        while not page.greeted:
+            data = await self._receive(page)
+            if data.get("command") == "hello":
+                protocols = data.get("protocols")
+                if not isinstance(protocols, list) or PROTOCOL_7 not in protocols:
+                    raise ProtocolError("the client does not speak LiveReload protocol 7")
+                page.greeted = True
+                await page.websocket.send_text(
+                    json.dumps(
+                        {
+                            "command": "hello",
+                            "protocols": [PROTOCOL_7],
+                            "serverName": "execlib",
+                            "execlibBoot": self.boot_id,
+                            "execlibGeneration": self.generation,
+                        }
+                    )
+                )
+            elif data:
+                logger.info("livereload: %s sent %r before hello; ignored", page.peer, data.get("command"))
+
+    async def _handle(self, page: Page, data: dict) -> None:
+        command = data.get("command")
+        if command == "info":
+            self._learn(page, data)
+            if self.error is not None:
+                await self._send(page, _error_message(*self.error))
+            if self._is_stale(page):
+                # The page was fetched before its file changed (the edit raced its reload).
+                await self._send(page, self._reload_message("/" + (page.page_file or "")))
+        elif command == "hello":
+            pass  # a repeated hello changes nothing
+        elif command is not None:
+            logger.debug("livereload: ignoring unknown command %r from %s", command, page.peer)
+
+    # -- what a page shows ----------------------------------------------------------------
+
+    def _learn(self, page: Page, data: dict) -> None:
+        url = data.get("url")
+        if isinstance(url, str) and url != page.url:
+            page.url = url
+            path = urlsplit(url).path or "/"
+            page.page_file, page.wanted = self._page_files(path)
+            page.listing = self._listing_for(path) if page.page_file is None else None
+        resources = data.get("resources")
+        if isinstance(resources, list):
+            files = {self._file_for(r) for r in resources[:5000] if isinstance(r, str)}
+            files.discard(None)
+            page.resources = frozenset(files)  # type: ignore[arg-type]
+
+    def _page_files(self, path: str) -> tuple[str | None, frozenset[str]]:
+        """(file the page shows, files a 404 page waits for)."""
+        if self.resolver is None:
+            return None, frozenset()
+        shown = self._file_for(path)
+        if shown is not None:
+            return shown, frozenset()
+        try:
+            segments = url_segments(path)
+        except BadPath:
+            return None, frozenset()
+        base = "/".join(segments)
+        wanted = {posixpath.join(base, "index.html")} if path.endswith("/") or not base else {base}
+        if not path.endswith("/") and base:
+            wanted.add(posixpath.join(base, "index.html"))
+        last = segments[-1] if segments else ""
+        if self.fallback and "." not in last:
+            return self.fallback, frozenset(wanted)
+        return None, frozenset(wanted)
+
+    def _listing_for(self, path: str) -> str | None:
+        if self.resolver is None or not path.endswith("/"):
+            return None
+        try:
+            target = self.resolver.resolve(path)
+        except BadPath:
+            return None
+        if target.kind is not Kind.DIRECTORY:
+            return None
+        return os.path.relpath(target.fs_path, self.resolver.root).replace(os.sep, "/").removeprefix(".")
+
+    def _file_for(self, url_path: str) -> str | None:
+        if self.resolver is None:
+            return None
+        try:
+            target = self.resolver.resolve(url_path)
+        except BadPath:
+            return None
+        if target.kind is Kind.REDIRECT:
+            return self._file_for(url_path + "/")
+        if target.kind is not Kind.FILE:
+            return None
+        return os.path.relpath(target.fs_path, self.resolver.root).replace(os.sep, "/")
+
+    def _is_stale(self, page: Page) -> bool:
+        if page.page_file is None or self.resolver is None or page.page_file not in self.served:
+            return False
+        try:
+            st = os.stat(os.path.join(self.resolver.root, page.page_file))
+        except OSError:
+            return False
+        return (st.st_mtime_ns, st.st_size) != self.served[page.page_file]
+
+    def record_served(self, fs_path: str, st: os.stat_result) -> None:
+        """Called by the static site when it serves an HTML page."""
+        if self.resolver is not None:
+            rel = os.path.relpath(fs_path, self.resolver.root).replace(os.sep, "/")
+            self.served[rel] = (st.st_mtime_ns, st.st_size)
+
+    # -- changes ----------------------------------------------------------------------
+
+    async def changed(self, names: Iterable[str], external: bool = False) -> int:
+        """Tell pages about changed files (site-relative names); returns how many pages were told."""
+        names = list(dict.fromkeys(n.replace(os.sep, "/").lstrip("/") for n in names))
+        if not names and not external:
+            return 0
+        self.generation += 1
+        sends = []
+        for page in list(self.pages):
+            if not page.greeted:
+                continue
+            messages = self._messages_for(page, names, external)
+            if not messages:
+                messages = [{"command": "execlib-generation", "execlibGeneration": self.generation}]
+                sends.append(self._send_many(page, messages, count=False))
+            else:
+                sends.append(self._send_many(page, messages))
+        results = await asyncio.gather(*sends)
+        return sum(1 for r in results if r)
+
+    def _messages_for(self, page: Page, names: list[str], external: bool) -> list[dict]:
+        if external:
+            return [self._reload_message(page.url and urlsplit(page.url).path or "/")]
+        live: list[dict] = []
+        for name in names:
+            ext = posixpath.splitext(name)[1].lower()
+            touched = (
+                page.resources is None
+                or name == page.page_file
+                or name in page.wanted
+                or name in page.resources
+                or (page.listing is not None and posixpath.dirname(name) == page.listing)
+                or (name == "404.html" and bool(page.wanted))
+            )
+            if not touched:
+                continue
+            if ext in CSS_EXTENSIONS or ext in IMAGE_EXTENSIONS:
+                live.append(self._reload_message("/" + name))
+            else:
+                return [self._reload_message("/" + name)]  # one full reload covers everything else
+        return live
+
+    def _reload_message(self, path: str) -> dict:
+        return {
+            "command": "reload",
+            "path": path,
+            "liveCSS": True,
+            "liveImg": True,
+            "execlibGeneration": self.generation,
+        }
+
+    async def reload_all(self) -> int:
+        return await self.changed([], external=True)
+
+    async def alert(self, message: str) -> int:
+        return await self.broadcast({"command": "alert", "message": message})
+
+    async def show_error(self, title: str, text: str) -> int:
+        self.error = (title, text)
+        return await self.broadcast(_error_message(title, text))
+
+    async def clear_error(self) -> int:
+        self.error = None
+        return await self.broadcast({"command": "execlib-clear-error"})
+
+    async def broadcast(self, message: dict) -> int:
+        results = await asyncio.gather(*(self._send(p, message) for p in list(self.pages) if p.greeted))
+        return sum(1 for r in results if r)
+
+    async def close_all(self) -> None:
+        await asyncio.gather(*(_close(p.websocket, 1001) for p in list(self.pages)))
+
+    async def _send_many(self, page: Page, messages: list[dict], count: bool = True) -> bool:
+        for message in messages:
+            if not await self._send(page, message):
+                return False
+        return count
+
+    async def _send(self, page: Page, message: dict) -> bool:
+        """Send with a deadline: a client that vanished without closing must not delay the others."""
+        try:
+            await asyncio.wait_for(page.websocket.send_text(json.dumps(message)), self.send_timeout)
+            return True
+        except asyncio.TimeoutError:
+            logger.warning("livereload: %s took no message within %s s; dropping it", page.peer, self.send_timeout)
+            self.pages.discard(page)
+            await _close(page.websocket, 1001)
+        except (WebSocketDisconnect, RuntimeError, ConnectionError):
+            self.pages.discard(page)
+        return False
+
+
+def _error_message(title: str, text: str) -> dict:
+    return {"command": "execlib-error", "title": title, "text": text}
+
+
+async def _close(websocket: WebSocket, code: int) -> None:
+    if websocket.application_state == WebSocketState.DISCONNECTED:
+        return
+    try:
+        await asyncio.wait_for(websocket.close(code), SEND_TIMEOUT)
+    except (asyncio.TimeoutError, RuntimeError, ConnectionError, WebSocketDisconnect):
+        pass

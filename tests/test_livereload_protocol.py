@@ -1,0 +1,275 @@
+"""LiveReload protocol 7 with a plain `websockets` client: handshake, targeting, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from execlib import Server
+
+from .conftest import write
+
+PROTOCOL = "http://livereload.com/protocols/official-7"
+
+
+def ws_url(server: Server) -> str:
+    return server.url.replace("http://", "ws://") + "livereload"
+
+
+async def handshake(server: Server, page: str | None = None, resources: list[str] | None = None) -> ClientConnection:
+    ws = await connect(ws_url(server))
+    await ws.send(json.dumps({"command": "hello", "protocols": [PROTOCOL]}))
+    hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
+    assert hello["command"] == "hello" and PROTOCOL in hello["protocols"]
+    if page is not None:
+        info: dict = {"command": "info", "url": server.url.rstrip("/") + page, "plugins": {}}
+        if resources is not None:
+            info["resources"] = resources
+        await ws.send(json.dumps(info))
+    return ws
+
+
+async def until_pages_known(server: Server, count: int) -> None:
+    async def known() -> None:
+        while sum(1 for p in server.hub.pages if p.url) < count:
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(known(), 10)
+
+
+async def next_message(ws: ClientConnection, timeout: float = 5) -> dict:
+    """The next message, skipping the generation notes sent to pages a change did not touch."""
+    while True:
+        message = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+        if message.get("command") != "execlib-generation":
+            return message
+
+
+async def nothing_within(ws: ClientConnection, seconds: float) -> bool:
+    """True when no message arrives in ``seconds`` (used to assert a page was NOT told)."""
+    try:
+        await next_message(ws, seconds)
+    except asyncio.TimeoutError:
+        return True
+    return False
+
+
+async def closed_with(ws: ClientConnection, timeout: float = 5) -> int:
+    async def drain() -> None:
+        while True:
+            await ws.recv()
+
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(drain(), timeout)
+    return ws.close_code
+
+
+@pytest.fixture
+def demo(site: Path, serve) -> Server:
+    write(site / "img.png", b"\x89PNG")
+    return serve(site)
+
+
+def test_handshake_and_client_script(demo: Server) -> None:
+    import httpx
+
+    script = httpx.get(demo.url + "livereload.js", timeout=10)
+    assert script.status_code == 200 and "official-7" in script.text
+    assert script.headers["content-type"].startswith("text/javascript")
+    page = httpx.get(demo.url, timeout=10).text
+    assert page.endswith('<script src="/livereload.js" async></script></body></html>')
+
+    async def run() -> None:
+        ws = await connect(ws_url(demo))
+        await ws.send(json.dumps({"command": "hello", "protocols": ["other", PROTOCOL]}))
+        hello = await next_message(ws)
+        assert hello == {**hello, "command": "hello", "protocols": [PROTOCOL], "serverName": "execlib"}
+        await ws.close()
+
+    asyncio.run(run())
+
+
+def test_page_targeting(demo: Server) -> None:
+    async def run() -> None:
+        home = await handshake(demo, "/", ["/style.css", "/app.js", "/img.png"])
+        about = await handshake(demo, "/about.html", [])
+        stock = await handshake(demo, "/about.html")  # reports no resources: gets everything
+        await until_pages_known(demo, 3)
+
+        assert await asyncio.to_thread(demo.reload, ["about.html"]) == 2
+        assert (await next_message(about))["path"] == "/about.html"
+        assert (await next_message(stock))["path"] == "/about.html"
+        assert await nothing_within(home, 0.2)
+
+        await asyncio.to_thread(demo.reload, ["style.css"])
+        css = await next_message(home)
+        assert css == {**css, "command": "reload", "path": "/style.css", "liveCSS": True}
+        assert (await next_message(stock))["path"] == "/style.css"
+        assert await nothing_within(about, 0.2)
+
+        await asyncio.to_thread(demo.reload, [str(Path(demo.root) / "img.png")])
+        assert (await next_message(home))["path"] == "/img.png"
+
+        await asyncio.to_thread(demo.reload, ["app.js"])
+        assert (await next_message(home))["path"] == "/app.js"
+        assert await nothing_within(about, 0.2)
+
+        assert await asyncio.to_thread(demo.reload) == 3  # None: every page
+        for ws in (home, about, stock):
+            assert (await next_message(ws))["command"] == "reload"
+            await ws.close()
+
+    asyncio.run(run())
+
+
+def test_index_and_missing_pages_map_to_files(demo: Server) -> None:
+    async def run() -> None:
+        sub = await handshake(demo, "/sub/", [])
+        missing = await handshake(demo, "/later.html", [])
+        await until_pages_known(demo, 2)
+        await asyncio.to_thread(demo.reload, ["sub/index.html"])
+        assert (await next_message(sub))["path"] == "/sub/index.html"
+        await asyncio.to_thread(demo.reload, ["later.html"])
+        assert (await next_message(missing))["path"] == "/later.html"
+        assert await nothing_within(sub, 0.2)
+
+    asyncio.run(run())
+
+
+def test_alert_and_error_overlay_messages(demo: Server) -> None:
+    async def run() -> None:
+        ws = await handshake(demo, "/", [])
+        await until_pages_known(demo, 1)
+        assert await asyncio.to_thread(demo.alert, "hello <b>there</b>") == 1
+        assert await next_message(ws) == {"command": "alert", "message": "hello <b>there</b>"}
+        await asyncio.to_thread(demo.show_error, "Build failed", "line 1")
+        assert (await next_message(ws))["command"] == "execlib-error"
+        late = await handshake(demo, "/about.html", [])  # opened while the error stands: sees it too
+        assert (await next_message(late))["text"] == "line 1"
+        await asyncio.to_thread(demo.clear_error)
+        assert (await next_message(ws))["command"] == "execlib-clear-error"
+
+    asyncio.run(run())
+
+
+def test_malformed_json_and_unknown_commands_are_ignored(demo: Server) -> None:
+    async def run() -> None:
+        ws = await handshake(demo)
+        await ws.send("{not json")
+        await ws.send(json.dumps([1, 2, 3]))
+        await ws.send(json.dumps({"command": "teleport"}))
+        await ws.send(json.dumps({"command": "info", "url": demo.url + "about.html", "resources": "nope"}))
+        await until_pages_known(demo, 1)
+        await asyncio.to_thread(demo.reload, ["about.html"])
+        assert (await next_message(ws))["path"] == "/about.html"  # still connected and served
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    "payload, code",
+    [
+        (b"\x00\x01binary", 1003),
+        ("x" * (300 * 1024), 1009),
+        ("y" * (2 << 20), 1009),
+    ],
+)
+def test_bad_frames_close_the_connection(demo: Server, payload: str | bytes, code: int) -> None:
+    async def run() -> None:
+        ws = await handshake(demo)
+        bystander = await handshake(demo, "/about.html", [])
+        await ws.send(payload)
+        assert await closed_with(ws) == code
+        await until_pages_known(demo, 1)
+        await asyncio.to_thread(demo.reload, ["about.html"])
+        assert (await next_message(bystander))["path"] == "/about.html"
+
+    asyncio.run(run())
+
+
+def test_hello_without_protocol_7_is_refused(demo: Server) -> None:
+    async def run() -> None:
+        ws = await connect(ws_url(demo))
+        await ws.send(json.dumps({"command": "hello", "protocols": ["http://example.invalid/v1"]}))
+        assert await closed_with(ws) == 1008
+
+    asyncio.run(run())
+
+
+def test_flood_closes_the_connection(demo: Server) -> None:
+    async def run() -> None:
+        ws = await handshake(demo)
+        for _ in range(500):
+            try:
+                await ws.send(json.dumps({"command": "info", "url": demo.url}))
+            except ConnectionClosed:
+                break
+        assert await closed_with(ws) == 1008
+
+    asyncio.run(run())
+
+
+def test_handshake_never_completed(demo: Server) -> None:
+    demo.hub.handshake_timeout = 0.3
+
+    async def run() -> None:
+        silent = await connect(ws_url(demo))
+        assert await closed_with(silent) == 1008
+        chatty = await connect(ws_url(demo))
+        await chatty.send(json.dumps({"command": "info", "url": demo.url}))  # info before hello
+        assert await closed_with(chatty) == 1008
+
+    asyncio.run(run())
+
+
+def test_200_pages_receive_a_change_and_a_stalled_client_does_not_block(demo: Server) -> None:
+    demo.hub.send_timeout = 0.5
+    host, port = demo.bound_addr
+    # A client that completes the handshake, then never reads again, with a tiny receive window.
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    stalled.connect((host, port))
+    stalled.sendall(
+        b"GET /livereload HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    hello = json.dumps({"command": "hello", "protocols": [PROTOCOL]}).encode()
+    stalled.sendall(bytes([0x81, 0x80 | len(hello)]) + b"\x00\x00\x00\x00" + hello)  # masked with a zero key
+
+    async def run() -> None:
+        pages = await asyncio.gather(*(handshake(demo, "/about.html", []) for _ in range(200)))
+        await until_pages_known(demo, 200)
+        big = "z" * 200_000
+        for _ in range(5):  # fill the stalled client's buffers
+            told = await asyncio.to_thread(demo.alert, big)
+            for ws in pages:
+                assert (await next_message(ws))["message"] == big
+        assert told == 200
+        assert await asyncio.to_thread(demo.reload, ["about.html"]) == 200
+        received = await asyncio.gather(*(next_message(ws) for ws in pages))
+        assert all(m["path"] == "/about.html" for m in received)
+        await asyncio.gather(*(ws.close() for ws in pages))
+
+    try:
+        asyncio.run(run())
+    finally:
+        stalled.close()
+
+
+def test_shutdown_closes_websockets_promptly(site: Path) -> None:
+    server = Server(site, port=0).start_in_thread()
+
+    async def run() -> None:
+        ws = await handshake(server, "/", [])
+        await asyncio.to_thread(server.shutdown)
+        code = await closed_with(ws, timeout=3)
+        assert code in (1001, 1012)
+
+    asyncio.run(run())
+    assert server.wait(5)
