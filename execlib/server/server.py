@@ -132,10 +132,11 @@ class Server:
         self.handle_signals = handle_signals
         self.graceful_timeout = graceful_timeout
         self.fatal_error: BaseException | None = None
-        self.watch = [os.path.realpath(p) for p in watch]
-        for original, path in zip(watch, self.watch):
+        self.watch: list[str] = []
+        for path in watch:
             if not os.path.exists(path):
-                raise ConfigError(f"watch path not found: {os.fspath(original)}")
+                raise ConfigError(f"watch path not found: {os.fspath(path)}")
+            self.watch.append(os.path.realpath(path))
         self.ignore = tuple(ignore)
         self.delay = delay
         self.poll = poll
