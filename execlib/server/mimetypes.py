@@ -7,6 +7,7 @@ scripts and WebAssembly, so the types a web developer relies on are fixed here.
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import posixpath
 
@@ -45,6 +46,8 @@ _KNOWN = {
 }
 
 
+# Asked once per request with the same few paths: a hit costs less than splitext() alone.
+@functools.lru_cache(maxsize=4096)
 def content_type(path: str) -> str:
     """The Content-Type header value for a file name; text types carry charset=utf-8."""
     ext = posixpath.splitext(path)[1].lower()

@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 # Encoded slashes, backslashes and NUL bytes never name a file under root.
 _HOSTILE_RAW = re.compile(rb"%2f|%5c|%00|\\", re.IGNORECASE)
+# How many URL -> filesystem mappings SiteResolver remembers; the memo is cleared when
+# full, so a client requesting endless distinct paths costs memory only up to this.
+_MEMO_SIZE = 4096
 
 
 class BadPath(Exception):
@@ -31,8 +34,7 @@ class Kind(Enum):
     MISSING = "missing"
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(NamedTuple):
     """What a URL path names: a file, a folder (listing), a redirect to the slashed folder, or nothing."""
 
     kind: Kind
@@ -62,12 +64,24 @@ def url_segments(path: str, raw_path: bytes | None = None) -> list[str]:
 
 
 class SiteResolver:
-    """Resolves URL paths against one root folder with development-server rules."""
+    """Resolves URL paths against one root folder with development-server rules.
+
+    Refusing symlinks that leave root used to cost an ``os.path.realpath`` per
+    request (an ``lstat`` per path component plus a lot of Python). Instead,
+    each request ``lstat``s the file and every folder between root and it: when
+    none of them is a symlink the path cannot leave root, and ``lstat`` of a
+    regular file is its ``stat``. Only a path that does contain a symlink pays
+    for ``realpath``. Nothing about the file system is cached across requests
+    (a symlink created after a first request is still refused); only the pure
+    URL -> path mapping is memoised.
+    """
 
     def __init__(self, root: str | os.PathLike[str], follow_symlinks: bool = False) -> None:
         self.root = os.path.realpath(root)
         self.follow_symlinks = follow_symlinks
         self._root_prefix = self.root.rstrip(os.sep) + os.sep
+        # (path, raw_path) -> (filesystem path, the folders between root and it).
+        self._memo: dict[tuple[str, bytes | None], tuple[str, tuple[str, ...]]] = {}
 
     def is_inside(self, fs_path: str) -> bool:
         real = os.path.realpath(fs_path)
@@ -76,29 +90,55 @@ class SiteResolver:
     def fs_path(self, segments: list[str]) -> str:
         return os.path.join(self.root, *segments) if segments else self.root
 
+    def _map(self, path: str, raw_path: bytes | None) -> tuple[str, tuple[str, ...]]:
+        """The filesystem path a URL names and its folders below root (memoised; raises BadPath)."""
+        key = (path, raw_path)
+        mapped = self._memo.get(key)
+        if mapped is None:
+            segments = url_segments(path, raw_path)
+            folders = tuple(self.fs_path(segments[:i]) for i in range(1, len(segments)))
+            mapped = (self.fs_path(segments), folders)
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = mapped
+        return mapped
+
+    def _stat_inside(self, fs_path: str, folders: tuple[str, ...]) -> os.stat_result | None:
+        """``stat`` of ``fs_path`` if it exists and (unless following symlinks) stays inside root."""
+        try:
+            if self.follow_symlinks:
+                return os.stat(fs_path)
+            st = os.lstat(fs_path)
+            plain = not stat.S_ISLNK(st.st_mode)
+            if plain:
+                for folder in folders:
+                    if not stat.S_ISDIR(os.lstat(folder).st_mode):  # a symlink: it may point anywhere
+                        plain = False
+                        break
+            if plain:
+                return st
+            # The path goes through a symlink: allowed only when it resolves inside root.
+            return os.stat(fs_path) if self.is_inside(fs_path) else None
+        except OSError:  # missing, not a folder, no permission, name too long...
+            return None
+
     def resolve(self, path: str, raw_path: bytes | None = None) -> Target:
         """Resolve a decoded URL path (``/a/b.html``); raises BadPath for hostile paths."""
-        segments = url_segments(path, raw_path)
-        fs_path = self.fs_path(segments)
-        if not self.follow_symlinks and not self.is_inside(fs_path):
+        fs_path, folders = self._map(path, raw_path)
+        st = self._stat_inside(fs_path, folders)
+        if st is None:
             return Target(Kind.MISSING)
-        try:
-            st = os.stat(fs_path)
-        except (FileNotFoundError, NotADirectoryError, PermissionError, OSError):
-            return Target(Kind.MISSING)
+        if stat.S_ISREG(st.st_mode):
+            return Target(Kind.FILE, fs_path, st)
         if stat.S_ISDIR(st.st_mode):
             if not path.endswith("/"):
                 return Target(Kind.REDIRECT, fs_path)
             index = os.path.join(fs_path, "index.html")
-            try:
-                index_st = os.stat(index)
-            except OSError:
-                return Target(Kind.DIRECTORY, fs_path, st)
-            if stat.S_ISREG(index_st.st_mode) and (self.follow_symlinks or self.is_inside(index)):
+            # When fs_path is root itself it is no folder "between": it was realpath'd at start.
+            index_st = self._stat_inside(index, (*folders, fs_path) if fs_path != self.root else folders)
+            if index_st is not None and stat.S_ISREG(index_st.st_mode):
                 return Target(Kind.FILE, index, index_st)
             return Target(Kind.DIRECTORY, fs_path, st)
-        if stat.S_ISREG(st.st_mode):
-            return Target(Kind.FILE, fs_path, st)
         return Target(Kind.MISSING)
 
     def page_file(self, path: str) -> str | None:
