@@ -6,6 +6,8 @@ memory and revalidated with one ``stat`` per request (inode, size, mtime,
 ctime). A file modified less than ``RACY_SECONDS`` before we read it is
 "racy" (git's term): a second write within the same timestamp tick would not
 change its stat, so such entries are re-read on every request until they age.
+Entries also carry their response headers already encoded, so a cache hit
+builds nothing per request.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from email.utils import formatdate
 
 RACY_SECONDS = 1.0
+NO_CACHE = (b"cache-control", b"no-cache")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +35,10 @@ class CachedFile:
     mtime: float
     signature: tuple[int, int, int, int]
     racy: bool
+    content_type: str = "application/octet-stream"
+    transformed: bool = False
+    # The headers of a full 200 response, encoded once per file version.
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 def stat_signature(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -58,17 +65,30 @@ class FileCache:
         self._lock = threading.Lock()
 
     def get(
-        self, path: str, st: os.stat_result, transform: Callable[[bytes], bytes] | None = None
+        self,
+        path: str,
+        st: os.stat_result,
+        transform: Callable[[bytes], bytes] | None = None,
+        content_type: str = "application/octet-stream",
     ) -> CachedFile | None:
         """The file's current content, or None when it is too big to cache (stream it instead)."""
         if st.st_size > self.max_file_size:
             return None
         signature = stat_signature(st)
         entry = self._entries.get(path)
-        if entry is not None and entry.signature == signature and not entry.racy:
-            self._entries.move_to_end(path)
+        if (
+            entry is not None
+            and entry.signature == signature
+            and not entry.racy
+            and entry.transformed == (transform is not None)
+            and entry.content_type == content_type
+        ):
+            try:
+                self._entries.move_to_end(path)
+            except KeyError:  # another thread evicted it just now; the entry is still good to serve
+                pass
             return entry
-        return self._load(path, st, signature, transform)
+        return self._load(path, st, signature, transform, content_type)
 
     def invalidate(self, path: str | None = None) -> None:
         with self._lock:
@@ -84,6 +104,7 @@ class FileCache:
         st: os.stat_result,
         signature: tuple[int, int, int, int],
         transform: Callable[[bytes], bytes] | None,
+        content_type: str,
     ) -> CachedFile | None:
         read_at = time.time()
         with open(path, "rb") as f:
@@ -93,13 +114,26 @@ class FileCache:
         body = transform(raw) if transform else raw
         # A content hash, not stat data: two edits in one timestamp tick still get distinct ETags.
         etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+        last_modified = http_date(st.st_mtime)
+        headers = (
+            (b"content-type", content_type.encode("latin-1")),
+            (b"content-length", str(len(body)).encode()),
+            (b"etag", etag.encode()),
+            (b"last-modified", last_modified.encode()),
+            NO_CACHE,
+            # Ranges of a transformed body would not match the file's bytes; refuse them.
+            (b"accept-ranges", b"none" if transform else b"bytes"),
+        )
         entry = CachedFile(
             body=body,
             etag=etag,
-            last_modified=http_date(st.st_mtime),
+            last_modified=last_modified,
             mtime=st.st_mtime,
             signature=signature,
             racy=read_at - st.st_mtime < RACY_SECONDS,
+            content_type=content_type,
+            transformed=transform is not None,
+            headers=headers,
         )
         with self._lock:
             old = self._entries.pop(path, None)

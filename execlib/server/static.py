@@ -22,12 +22,11 @@ import jinja2
 from starlette.responses import FileResponse
 from starlette.types import Message, Receive, Scope, Send
 
-from .filecache import FileCache, http_date, weak_etag
+from .filecache import NO_CACHE, FileCache, http_date, weak_etag
 from .inject import INJECTED_SCOPE_KEY, SCRIPT_TAG, inject_script
 from .mimetypes import content_type, is_html
 from .paths import BadPath, Kind, SiteResolver, Target
 
-NO_CACHE = (b"cache-control", b"no-cache")
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("execlib.server", "templates"),
     autoescape=True,
@@ -109,9 +108,9 @@ class StaticSite:
         transform = self._transform if html_page else None
         if html_page and self.on_html_served is not None:
             self.on_html_served(fs_path, st)
-        headers = _request_headers(scope)
+        headers = _conditional_headers(scope)
         wants_range = status == 200 and b"range" in headers and transform is None
-        entry = self.cache.get(fs_path, st, transform)
+        entry = self.cache.get(fs_path, st, transform, ctype)
 
         if entry is None or wants_range:
             # A big file or a Range request: Starlette's FileResponse streams it and handles ranges.
@@ -132,25 +131,14 @@ class StaticSite:
             await response(scope, receive, _ensure_no_cache(send))
             return
 
-        if status == 200 and _not_modified(headers, entry.etag, entry.mtime):
+        # The hot path: a cached file, headers encoded once per file version by the cache.
+        if headers and status == 200 and _not_modified(headers, entry.etag, entry.mtime):
             await self._send_not_modified(send, entry.etag.encode(), entry.last_modified.encode())
             return
         if transform is not None:
             scope[INJECTED_SCOPE_KEY] = True
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", ctype.encode()),
-                    (b"content-length", str(len(entry.body)).encode()),
-                    (b"etag", entry.etag.encode()),
-                    (b"last-modified", entry.last_modified.encode()),
-                    NO_CACHE,
-                    (b"accept-ranges", b"none" if transform else b"bytes"),
-                ],
-            }
-        )
+        # A fresh list: middleware may edit the headers it is given, the cached ones must not change.
+        await send({"type": "http.response.start", "status": status, "headers": list(entry.headers)})
         await send({"type": "http.response.body", "body": b"" if head else entry.body})
 
     async def _send_not_modified(self, send: Send, etag: bytes, last_modified: bytes) -> None:
@@ -245,6 +233,18 @@ class StaticSite:
             headers.extend(extra)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+# The request headers a file response depends on; most requests carry none of them.
+_CONDITIONAL = frozenset({b"range", b"if-range", b"if-none-match", b"if-modified-since"})
+
+
+def _conditional_headers(scope: Scope) -> dict[bytes, bytes]:
+    """Range and conditional headers of a request, without building a dict of all of them.
+
+    ASGI servers give header names lowercased (the spec requires it), so no ``lower()`` here.
+    """
+    return {name: value for name, value in scope["headers"] if name in _CONDITIONAL}
 
 
 def _request_headers(scope: Scope) -> dict[bytes, bytes]:
