@@ -1,0 +1,320 @@
+#!/usr/bin/env python3
+"""Static-file throughput: execlib side by side with ``python -m http.server``.
+
+Serves one temporary folder (a 2 KB HTML page and a 1 MB binary) with
+
+* ``python -m execlib serve DIR --port 0 -q`` (live reload on, the default),
+* the same with ``--no-livereload``,
+* ``python -m http.server`` bound to 127.0.0.1,
+
+one server at a time, and loads each from a separate ``wrk`` process with
+keep-alive connections. It prints requests/s for the page, MB/s of payload for
+the binary, and the ratios execlib / http.server, all from the same run.
+It also checks that execlib shows an edit of the page on the very next request.
+
+Default load: ``wrk -t1 -c16 -d5s`` per measurement. One wrk thread leaves the
+second core of a 2-core machine to the server; 16 connections keep the server
+busy without making the test about accept() storms (``--sweep`` tries 1, 16
+and 64 connections). ``python -m http.server`` speaks HTTP/1.0 and closes the
+connection after each response, so wrk reconnects for it: that is the peer as
+users run it.
+
+Usage::
+
+    python benchmarks/static_throughput.py [--duration 5] [--connections 16] [--sweep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import os
+import re
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+HOST = "127.0.0.1"
+PAGE = "page.html"
+BLOB = "blob.bin"
+BLOB_SIZE = 1 << 20
+START_TIMEOUT = 20.0
+# What execlib adds to HTML when live reload is on; the edit check strips it.
+SCRIPT_TAG = b'<script src="/livereload.js" async></script>'
+
+
+# -- the site --------------------------------------------------------------------------
+
+
+def page_bytes(marker: str) -> bytes:
+    """A 2048-byte HTML page; ``marker`` (fixed width) makes each version distinct."""
+    head = f"<!doctype html><html><head><title>bench {marker}</title></head><body>\n".encode()
+    tail = b"\n</body></html>\n"
+    filler = (b"<p>lorem ipsum dolor sit amet</p>\n" * 64)[: 2048 - len(head) - len(tail)]
+    body = head + filler + tail
+    assert len(body) == 2048
+    return body
+
+
+def make_site(folder: Path) -> None:
+    (folder / PAGE).write_bytes(page_bytes("v0000000"))
+    (folder / BLOB).write_bytes(os.urandom(BLOB_SIZE))
+
+
+# -- processes ---------------------------------------------------------------------------
+
+
+def ensure_wrk() -> str:
+    """The path of wrk, installing the Debian package when it is missing."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    print("wrk not found: installing it with apt-get", file=sys.stderr, flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run([*sudo, "apt-get", "update"], check=True, timeout=600, env=env)
+    subprocess.run([*sudo, "apt-get", "install", "-y", "wrk"], check=True, timeout=600, env=env)
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("wrk is still missing after apt-get install -y wrk")
+    return found
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after a grace period; only the process we started (its own group)."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def read_first_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
+    """The first stdout line of ``proc``, with a deadline (a hung server must not hang us)."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    buf = b""
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while b"\n" not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(f"no line from {proc.args} within {timeout} s")
+            if sel.select(left):
+                chunk = os.read(proc.stdout.fileno(), 4096)
+                if not chunk:
+                    raise RuntimeError(f"{proc.args} exited before printing its URL: {proc.wait()}")
+                buf += chunk
+    return buf.split(b"\n", 1)[0].decode()
+
+
+@contextlib.contextmanager
+def execlib_server(folder: Path, livereload: bool) -> Iterator[str]:
+    cmd = [sys.executable, "-m", "execlib", "serve", str(folder), "--host", HOST, "--port", "0", "-q"]
+    if not livereload:
+        cmd.append("--no-livereload")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        line = read_first_line(proc, START_TIMEOUT)
+        match = re.search(r"http://[^\s]+/", line)
+        if not match:
+            raise RuntimeError(f"cannot find the URL in execlib's first line: {line!r}")
+        yield match.group(0)
+    finally:
+        stop(proc)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def wait_listening(proc: subprocess.Popen[bytes], port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with status {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=1):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{proc.args} did not listen on port {port} within {timeout} s")
+
+
+@contextlib.contextmanager
+def http_server(folder: Path) -> Iterator[str]:
+    # http.server does not print the port it got for port 0, so we pick one; another
+    # process could take it in between, hence a few attempts.
+    for attempt in range(3):
+        port = free_port()
+        cmd = [sys.executable, "-m", "http.server", str(port), "--bind", HOST, "--directory", str(folder)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            try:
+                wait_listening(proc, port, START_TIMEOUT)
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+                continue
+            yield f"http://{HOST}:{port}/"
+            return
+        finally:
+            stop(proc)
+
+
+# -- measuring ---------------------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    requests_per_s: float
+    errors: str
+
+
+def run_wrk(wrk: str, url: str, connections: int, threads: int, duration: float) -> Load:
+    cmd = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--timeout", "5s", url]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=duration + 30)
+    finally:
+        stop(proc)
+    text = out.decode()
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {err.decode().strip()}")
+    match = re.search(r"Requests/sec:\s*([\d.]+)", text)
+    if not match:
+        raise RuntimeError(f"cannot parse wrk output:\n{text}")
+    problems = []
+    for pattern in (r"Non-2xx or 3xx responses: \d+", r"Socket errors: [^\n]+"):
+        found = re.search(pattern, text)
+        if found:
+            problems.append(found.group(0))
+    return Load(float(match.group(1)), "; ".join(problems))
+
+
+def get(conn: http.client.HTTPConnection, path: str) -> bytes:
+    conn.request("GET", path)
+    response = conn.getresponse()
+    body = response.read()
+    if response.status != 200:
+        raise RuntimeError(f"GET {path}: status {response.status}")
+    return body
+
+
+def check_edits(url: str, folder: Path, rounds: int = 50) -> int:
+    """Write a new same-size page, GET it on a keep-alive connection, compare; returns stale count.
+
+    Same size and well within one timestamp tick on purpose: that is the case a stat-only
+    cache gets wrong.
+    """
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    stale = 0
+    try:
+        get(conn, "/" + PAGE)  # make sure the page is cached before editing it
+        for i in range(rounds):
+            content = page_bytes(f"e{i:07d}")
+            (folder / PAGE).write_bytes(content)
+            body = get(conn, "/" + PAGE).replace(SCRIPT_TAG, b"")
+            if body != content:
+                stale += 1
+        (folder / PAGE).write_bytes(page_bytes("v0000000"))
+        if get(conn, "/" + PAGE).replace(SCRIPT_TAG, b"") != page_bytes("v0000000"):
+            stale += 1
+    finally:
+        conn.close()
+    return stale
+
+
+@dataclass
+class Row:
+    name: str
+    page: dict[int, Load]
+    blob: dict[int, Load]
+    stale: int | None = None
+
+
+def measure(wrk: str, name: str, url: str, conns: list[int], threads: int, duration: float, folder: Path | None) -> Row:
+    row = Row(name, {}, {})
+    if folder is not None:
+        row.stale = check_edits(url, folder)
+    run_wrk(wrk, url + PAGE, conns[0], threads, 1)  # warm-up: imports, caches, JIT-free but lazy paths
+    for c in conns:
+        row.page[c] = run_wrk(wrk, url + PAGE, c, threads, duration)
+        row.blob[c] = run_wrk(wrk, url + BLOB, c, threads, duration)
+    if folder is not None:
+        row.stale += check_edits(url, folder)  # again with a cache warmed by the load
+    return row
+
+
+def print_table(rows: list[Row], conns: list[int], args: argparse.Namespace) -> None:
+    peer = rows[-1]
+    print()
+    print(f"wrk -t{args.threads} -d{args.duration:g}s, keep-alive; {os.cpu_count()} CPUs shared by wrk and server")
+    print(f"2 KB = {PAGE} (2048 bytes), 1 MB = {BLOB} ({BLOB_SIZE} bytes); MB/s = payload, 10^6 bytes")
+    header = f"{'server':<26} {'conns':>5} {'2 KB req/s':>11} {'ratio':>7} {'1 MB MB/s':>10} {'ratio':>7}  edits"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        for c in conns:
+            page, blob = row.page[c], row.blob[c]
+            mbs = blob.requests_per_s * BLOB_SIZE / 1e6
+            peer_mbs = peer.blob[c].requests_per_s * BLOB_SIZE / 1e6
+            page_ratio = page.requests_per_s / peer.page[c].requests_per_s if peer.page[c].requests_per_s else 0.0
+            blob_ratio = mbs / peer_mbs if peer_mbs else 0.0
+            edits = "-" if row.stale is None else ("ok" if row.stale == 0 else f"{row.stale} STALE")
+            print(
+                f"{row.name:<26} {c:>5} {page.requests_per_s:>11,.0f} {page_ratio:>6.2f}x"
+                f" {mbs:>10,.0f} {blob_ratio:>6.2f}x  {edits}"
+            )
+            for load in (page, blob):
+                if load.errors:
+                    print(f"{'':<26}       ! {load.errors}")
+    print()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run (default 5)")
+    parser.add_argument("--connections", type=int, default=16, help="keep-alive connections (default 16)")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
+    parser.add_argument("--sweep", action="store_true", help="measure with 1, 16 and 64 connections")
+    args = parser.parse_args()
+    if not 0 < args.duration <= 60:
+        parser.error("--duration must be in (0, 60] seconds")
+    conns = [1, 16, 64] if args.sweep else [args.connections]
+
+    # SIGTERM should unwind through the finally blocks that stop our servers, like Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    wrk = ensure_wrk()
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="execlib-bench-") as tmp:
+        folder = Path(tmp)
+        make_site(folder)
+        for name, livereload in (("execlib (live reload)", True), ("execlib --no-livereload", False)):
+            with execlib_server(folder, livereload) as url:
+                rows.append(measure(wrk, name, url, conns, args.threads, args.duration, folder))
+        with http_server(folder) as url:
+            rows.append(measure(wrk, "python -m http.server", url, conns, args.threads, args.duration, None))
+    print_table(rows, conns, args)
+    return 1 if any(row.stale for row in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
