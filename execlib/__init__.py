@@ -18,9 +18,33 @@ _LAZY = {
     "Server": "execlib.server.server",
     "ListenerFailedError": "execlib.server.server",
     "StaticSite": "execlib.server.static",
+    # file-event routing (no HTTP imports)
+    "Event": "execlib.event",
+    "FileEvent": "execlib.event",
+    "Action": "execlib.event",
+    "Router": "execlib.router",
+    "ChainRouter": "execlib.router",
+    "RouterBuilder": "execlib.router",
+    "route": "execlib.router",
+    "CallbackTimeout": "execlib.router",
+    "PathRouter": "execlib.routers.path",
+    "Listener": "execlib.listener",
+    "ListenerDiedError": "execlib.listener",
+    "InotifyListener": "execlib.listeners.inotify",
+    "WatchfilesListener": "execlib.listeners.watchfiles",
+    "get_listener": "execlib.listeners",
+    "ListenerServer": "execlib.listener_server",
 }
 
 if TYPE_CHECKING:
+    from .event import Action, Event, FileEvent
+    from .listener import Listener, ListenerDiedError
+    from .listener_server import ListenerServer
+    from .listeners import get_listener
+    from .listeners.inotify import InotifyListener
+    from .listeners.watchfiles import WatchfilesListener
+    from .router import CallbackTimeout, ChainRouter, Router, RouterBuilder, route
+    from .routers.path import PathRouter
     from .server.server import ListenerFailedError, Server
     from .server.static import StaticSite
 
@@ -48,4 +72,19 @@ __all__ = [
     "Server",
     "StaticSite",
     "__version__",
+    "Action",
+    "CallbackTimeout",
+    "ChainRouter",
+    "Event",
+    "FileEvent",
+    "InotifyListener",
+    "Listener",
+    "ListenerDiedError",
+    "ListenerServer",
+    "PathRouter",
+    "Router",
+    "RouterBuilder",
+    "WatchfilesListener",
+    "get_listener",
+    "route",
 ]

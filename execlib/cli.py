@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve a folder with live reload")
     _add_serve_options(serve)
     serve.set_defaults(handler=_serve)
+    _add_watch_command(commands)
     return parser
 
 
@@ -49,9 +50,45 @@ def _serve(args: argparse.Namespace) -> int:
     return run_serve(args)
 
 
+def _add_watch_command(commands: argparse._SubParsersAction) -> None:
+    watch = commands.add_parser(
+        "watch",
+        help="run a command whenever files change",
+        usage="%(prog)s PATH... [options] -- COMMAND [ARGS...]",
+        description="Run COMMAND once per burst of changes under the PATHs, never two at once.",
+    )
+    watch.add_argument("paths", nargs="+", metavar="PATH", help="folder (or file) to watch")
+    watch.add_argument("--glob", action="append", metavar="GLOB", help="only changes matching GLOB (repeatable)")
+    watch.add_argument("--ignore", action="append", metavar="GLOB", help="ignore changes matching GLOB (repeatable)")
+    watch.add_argument("--debounce", type=int, default=200, metavar="MS", help="quiet time before a run (200)")
+    watch.add_argument("--poll", action="store_true", help="poll for changes (network, Docker and WSL mounts)")
+    watch.add_argument("--gitignore", action="store_true", help="ignore what .gitignore files ignore")
+    watch.add_argument("-q", "--quiet", action="store_true", help="errors only")
+    watch.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    watch.set_defaults(handler=_watch, watch_command=[])
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from .watch_command import run_watch
+
+    return run_watch(args)
+
+
+def _split_watch_command(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``execlib watch PATH... -- COMMAND ARGS``: what follows the first ``--`` is COMMAND, kept from argparse."""
+    subcommand = next((arg for arg in argv if not arg.startswith("-")), None)
+    if subcommand != "watch" or "--" not in argv:
+        return argv, []
+    split = argv.index("--")
+    return argv[:split], argv[split + 1 :]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv, watch_command = _split_watch_command(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
+    if watch_command:
+        args.watch_command = watch_command
     try:
         return int(args.handler(args) or 0)
     except ExeclibError as error:

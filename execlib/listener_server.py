@@ -1,0 +1,209 @@
+"""ListenerServer: runs file listeners without HTTP, with the same lifecycle as ``Server``.
+
+``start()`` blocks the calling thread on an asyncio loop that the listeners'
+``async def`` callbacks run on, until ``shutdown()`` (from any thread, a
+signal handler, twice, or before ``start()``), SIGINT/SIGTERM (when started
+in the main thread), or a listener spending its restart budget, which makes
+``start()`` raise ``ListenerDiedError`` once everything is stopped.
+
+This module must stay free of uvicorn, FastAPI and Starlette.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterable
+from types import TracebackType
+
+from .listener import Listener, ListenerDiedError
+
+logger = logging.getLogger("execlib.listener")
+
+
+class ListenerServer:
+    """Runs ``managed_listeners`` until shut down; their async callbacks run on this server's loop.
+
+    ``stop_timeout`` is passed to each listener's ``stop()`` (None: the
+    listener's own). ``before_stop`` is called first when stopping, in the
+    thread that runs ``start()``.
+    """
+
+    def __init__(
+        self,
+        managed_listeners: Iterable[Listener],
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        handle_signals: bool = True,
+        stop_timeout: float | None = None,
+        pre_serve: Callable[[ListenerServer], None] | None = None,
+    ) -> None:
+        self.managed_listeners = list(managed_listeners)
+        self.handle_signals = handle_signals
+        self.stop_timeout = stop_timeout
+        #: called with the server once every listener is watching (e.g. to print a banner)
+        self.pre_serve = pre_serve
+        #: the error that made a listener give up, once one has
+        self.fatal_error: BaseException | None = None
+        self._loop_arg = loop
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._lock = threading.RLock()  # re-entrant: shutdown() may run in a signal handler on a locked thread
+        self._started = False
+        self._shutdown_requested = False
+        self._ready = threading.Event()
+        self._finished = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._thread_error: BaseException | None = None
+        #: called (in the thread that runs start()) right before the listeners are stopped
+        self.before_stop: Callable[[], None] | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop async callbacks run on while the server runs."""
+        return self._loop
+
+    @property
+    def is_running(self) -> bool:
+        return self._ready.is_set() and not self._finished.is_set()
+
+    def start(self) -> None:
+        """Start the listeners and block until shutdown; raises ListenerDiedError if a listener gave up."""
+        with self._lock:
+            if self._started:
+                raise RuntimeError("this ListenerServer was already started; create a new one")
+            self._started = True
+            if self._shutdown_requested:
+                self._ready.set()
+                self._finished.set()
+                return
+            loop = self._loop_arg or asyncio.new_event_loop()
+            self._loop = loop
+        restore_signals = self._install_signal_handlers()
+        try:
+            started: list[Listener] = []
+            try:
+                for listener in self.managed_listeners:
+                    listener.attach_loop(loop)
+                    listener.on_fatal = self._listener_failed
+                    listener.start()
+                    started.append(listener)
+            except BaseException:
+                self.managed_listeners = started  # only those need stopping
+                raise
+            if self.pre_serve is not None:
+                self.pre_serve(self)
+            self._ready.set()
+            loop.run_until_complete(self._serve())
+        finally:
+            try:
+                if self.before_stop is not None:
+                    self.before_stop()
+                # stop on a worker thread while the loop keeps running the async callbacks being waited for
+                loop.run_until_complete(asyncio.to_thread(self._stop_listeners))
+            finally:
+                restore_signals()
+                self._close_loop(loop)
+                self._ready.set()
+                self._finished.set()
+        if self.fatal_error is not None:
+            raise ListenerDiedError(f"stopped watching: {self.fatal_error}") from self.fatal_error
+
+    def start_in_thread(self, timeout: float = 10.0) -> ListenerServer:
+        """Start in a background thread; return once the listeners are watching."""
+        self.handle_signals = False
+
+        def run() -> None:
+            try:
+                self.start()
+            except BaseException as exc:  # handed to the caller waiting below
+                self._thread_error = exc
+                self._ready.set()
+
+        self._thread = threading.Thread(target=run, name="execlib-listener-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            self.shutdown()
+            raise RuntimeError(f"the listeners did not start within {timeout} s")
+        if self._thread_error is not None:
+            raise self._thread_error
+        return self
+
+    def shutdown(self) -> None:
+        """Stop: safe from any thread, a signal handler, any number of times, or before start()."""
+        with self._lock:
+            self._shutdown_requested = True
+            loop = self._loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(self._wake)
+            except RuntimeError:
+                pass  # the loop is closed: serving is already over
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the server has stopped (and its thread, if started in one, has ended)."""
+        done = self._finished.wait(timeout)
+        if done and self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        return done
+
+    def __enter__(self) -> ListenerServer:
+        return self.start_in_thread()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.shutdown()
+        self.wait(10)
+
+    # -- internals ---------------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        self._wakeup = asyncio.Event()  # created before the flag is read, so a racing shutdown() sets it
+        if self._shutdown_requested:
+            return
+        await self._wakeup.wait()
+
+    def _wake(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    def _stop_listeners(self) -> None:
+        for listener in self.managed_listeners:
+            try:
+                listener.stop(self.stop_timeout)
+            except Exception:
+                logger.exception("stopping listener %r failed", listener)
+
+    def _listener_failed(self, error: BaseException) -> None:
+        logger.error("a file listener failed for good, shutting down: %s", error)
+        self.fatal_error = error
+        self.shutdown()
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda signum, frame: self.shutdown())
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore
+
+    def _close_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            if self._loop_arg is None:
+                loop.close()

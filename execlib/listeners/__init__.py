@@ -1,0 +1,63 @@
+"""Listener backends and ``get_listener``, which picks the best one for the platform.
+
+"auto" is inotify on Linux (when inotify-simple imports) and watchfiles
+elsewhere; ``poll=True`` means watchfiles in polling mode.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError
+from ..listener import Listener
+
+if TYPE_CHECKING:
+    from ..router import Router
+
+BACKENDS = ("auto", "inotify", "watchfiles")
+
+
+def inotify_available() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import inotify_simple  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def get_listener(router: Router, backend: str = "auto", poll: bool = False, **options: Any) -> Listener:
+    """A listener of the chosen backend watching every endpoint of ``router``."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown listener backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if poll and backend == "inotify":
+        raise ConfigError("polling needs the watchfiles backend: drop backend='inotify' or poll=True")
+    if backend == "auto":
+        backend = "inotify" if not poll and inotify_available() else "watchfiles"
+    if backend == "inotify":
+        if not inotify_available():
+            raise ConfigError("the inotify backend needs Linux and the inotify-simple package; use 'watchfiles'")
+        from .inotify import InotifyListener
+
+        return InotifyListener(router, **options)
+    from .watchfiles import WatchfilesListener
+
+    return WatchfilesListener(router, poll=poll, **options)
+
+
+def __getattr__(name: str) -> Any:
+    # the backends import lazily: watchfiles' Rust extension is not loaded until asked for
+    if name == "InotifyListener":
+        from .inotify import InotifyListener
+
+        return InotifyListener
+    if name == "WatchfilesListener":
+        from .watchfiles import WatchfilesListener
+
+        return WatchfilesListener
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["BACKENDS", "InotifyListener", "Listener", "WatchfilesListener", "get_listener", "inotify_available"]

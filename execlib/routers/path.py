@@ -1,0 +1,211 @@
+"""PathRouter: routes file events by folder and wcmatch glob, with default, user and .gitignore ignores."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from wcmatch import glob as wcglob
+
+from ..errors import ConfigError
+from ..event import Action, Event, FileEvent
+from ..router import Callback, Route, Router
+
+logger = logging.getLogger("execlib.router")
+
+#: Ignored by every route, on top of its own ``ignore``: VCS and tool folders, editor swap and temp files.
+DEFAULT_IGNORES: tuple[str, ...] = (
+    ".git/",
+    ".hg/",
+    "__pycache__/",
+    "node_modules/",
+    ".venv/",
+    "*.swp",
+    "*.swx",
+    "*~",
+    ".#*",
+    "4913",
+    "*.tmp",
+    ".DS_Store",
+)
+
+#: wcmatch flags for route globs: ``**``, extglob ``@(a|b)``, ``!negation``, ``{a,b}``, dotfiles matched by ``*``.
+GLOB_FLAGS = wcglob.GLOBSTAR | wcglob.EXTGLOB | wcglob.NEGATE | wcglob.BRACE | wcglob.DOTGLOB
+
+
+def _ignore_patterns(pattern: str) -> list[str]:
+    """gitignore-like reading of one ignore glob, as wcmatch patterns for a relative path.
+
+    ``name`` (no slash) matches that name at any depth and everything below it;
+    ``dir/`` the same, for folders; ``a/b`` is anchored at the route's folder.
+    """
+    pattern = pattern.strip()
+    if pattern.startswith("./"):
+        pattern = pattern[2:]
+    pattern = pattern.rstrip("/")
+    if not pattern:
+        return []
+    if "/" in pattern.lstrip("/"):
+        base = pattern.lstrip("/")
+        return [base, f"{base}/**"]
+    base = pattern.lstrip("/")
+    if pattern.startswith("/"):
+        return [base, f"{base}/**"]
+    return [f"**/{base}", f"**/{base}/**"]
+
+
+class IgnoreMatcher:
+    """Matches relative POSIX paths against gitignore-like globs (see ``_ignore_patterns``)."""
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self.patterns = tuple(patterns)
+        compiled = [p for pattern in self.patterns for p in _ignore_patterns(pattern)]
+        flags = wcglob.GLOBSTAR | wcglob.EXTGLOB | wcglob.BRACE | wcglob.DOTGLOB
+        self._matcher = wcglob.compile(compiled, flags=flags) if compiled else None
+
+    def __call__(self, name: str) -> bool:
+        return self._matcher is not None and bool(self._matcher.match(name))
+
+
+class GitIgnore:
+    """The ``.gitignore`` files of a folder tree (root and nested), read once at registration."""
+
+    def __init__(self, root: str, skip: IgnoreMatcher) -> None:
+        import pathspec
+
+        self.specs: list[tuple[str, Any]] = []  # (folder relative to root, spec), outermost first
+        for folder, dirs, files in os.walk(root):
+            rel = os.path.relpath(folder, root).replace(os.sep, "/")
+            rel = "" if rel == "." else rel
+            dirs[:] = [d for d in dirs if not skip(f"{rel}/{d}" if rel else d)]
+            if ".gitignore" in files:
+                try:
+                    with open(os.path.join(folder, ".gitignore"), encoding="utf-8", errors="replace") as f:
+                        self.specs.append((rel, pathspec.GitIgnoreSpec.from_lines(f)))
+                except OSError as exc:
+                    logger.warning("cannot read %s: %s", os.path.join(folder, ".gitignore"), exc)
+
+    def __call__(self, name: str, is_dir: bool = False) -> bool:
+        for folder, spec in self.specs:
+            if folder and not name.startswith(folder + "/"):
+                continue
+            rel = name[len(folder) + 1 :] if folder else name
+            # a path is ignored when it or any of its parent folders is
+            parts = rel.split("/")
+            for i in range(1, len(parts) + 1):
+                candidate = "/".join(parts[:i])
+                if i < len(parts) or is_dir:
+                    candidate += "/"
+                if spec.match_file(candidate):
+                    return True
+        return False
+
+
+class PathRouter(Router):
+    """Routes ``FileEvent``s to callbacks registered for a folder and a glob.
+
+    Example::
+
+        router = PathRouter()
+        router.register("src", rebuild, glob="**/*.md", debounce=100)
+        listener = router.get_listener()
+        listener.start()
+    """
+
+    def register(  # type: ignore[override]
+        self,
+        path: str | os.PathLike[str],
+        func: Callback,
+        glob: str | Sequence[str] = "**/*",
+        debounce: float = Router.DEFAULT_DEBOUNCE,
+        delay: float = Router.DEFAULT_DELAY,
+        ignore: Iterable[str] = (),
+        actions: Iterable[Action | str] | None = None,
+        callback_timeout: float | None = None,
+        batch: bool = False,
+        gitignore: bool = False,
+        name: str | None = None,
+        **options: Any,
+    ) -> Route:
+        """Call ``func`` for changes below ``path`` whose relative name matches ``glob``.
+
+        ``glob`` is one wcmatch pattern or several (``**``, ``@(a|b)``,
+        ``{a,b}``, ``!exclusion``), matched against the path relative to
+        ``path`` with ``/`` separators. ``ignore`` adds gitignore-like globs to
+        ``DEFAULT_IGNORES``; ``gitignore=True`` also honours the folder's
+        ``.gitignore`` files. ``debounce``/``delay`` are milliseconds,
+        ``callback_timeout`` seconds; ``batch=True`` passes the whole burst as
+        a list. ``path`` may be a single file: the route then watches its folder
+        for that name only.
+        """
+        endpoint = os.path.realpath(os.path.abspath(os.fspath(path)))
+        if not os.path.exists(endpoint):
+            raise ConfigError(f"path not found: {os.fspath(path)}")
+        if not os.path.isdir(endpoint):
+            glob = [wcglob.escape(os.path.basename(endpoint))]
+            endpoint = os.path.dirname(endpoint)
+        patterns = [glob] if isinstance(glob, str) else list(glob)
+        if not patterns:
+            raise ConfigError("glob must name at least one pattern")
+        if all(p.startswith("!") for p in patterns):
+            patterns.insert(0, "**/*")  # only exclusions given: exclude them from everything
+        ignored = IgnoreMatcher((*DEFAULT_IGNORES, *ignore))
+        matcher = wcglob.compile(patterns, flags=GLOB_FLAGS)
+        route = super().register(
+            endpoint,
+            func,
+            pattern=matcher,
+            debounce=debounce,
+            delay=delay,
+            callback_timeout=callback_timeout,
+            actions=actions,
+            batch=batch,
+            name=name,
+            **options,
+        )
+        route.options["ignored"] = ignored
+        route.options["gitignore"] = GitIgnore(endpoint, ignored) if gitignore else None
+        return route
+
+    def match(self, route: Route, event: Event) -> Event | None:
+        """Rebase the event onto the route's folder, then apply actions, ignores and the glob."""
+        if not isinstance(event, FileEvent):
+            return None
+        if route.actions is not None and event.action not in route.actions:
+            return None
+        if event.endpoint != route.endpoint:
+            path = event.path
+            if not path.startswith(route.endpoint + os.sep):
+                return None
+            name = path[len(route.endpoint) + 1 :].replace(os.sep, "/")
+            event = dataclasses.replace(event, endpoint=route.endpoint, name=name)
+        name = event.name
+        if not name or route.options["ignored"](name):
+            return None
+        git = route.options["gitignore"]
+        if git is not None and git(name, event.is_dir):
+            return None
+        return event if route.pattern.match(name) else None
+
+    def should_watch_dir(self, path: str) -> bool:
+        """False when every route covering ``path`` ignores it (a listener need not watch it)."""
+        covered = False
+        for route in self.routes:
+            if path == route.endpoint:
+                return True
+            if not path.startswith(route.endpoint + os.sep):
+                if route.endpoint.startswith(path + os.sep):
+                    return True  # an ancestor of a route's folder
+                continue
+            covered = True
+            name = path[len(route.endpoint) + 1 :].replace(os.sep, "/")
+            if route.options["ignored"](name):
+                continue
+            git = route.options["gitignore"]
+            if git is not None and git(name, True):
+                continue
+            return True
+        return not covered
