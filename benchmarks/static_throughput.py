@@ -21,7 +21,11 @@ users run it.
 
 Usage::
 
-    python benchmarks/static_throughput.py [--duration 5] [--connections 16] [--sweep]
+    python benchmarks/static_throughput.py [--duration 5] [--connections 16] [--rounds 3] [--sweep]
+
+All three servers stay up for the whole run and are measured in turn, round
+after round; the table shows medians. On a machine shared with other work
+this keeps the ratios meaningful even when absolute figures drift.
 """
 
 from __future__ import annotations
@@ -35,12 +39,13 @@ import selectors
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -245,47 +250,65 @@ def check_edits(url: str, folder: Path, rounds: int = 50) -> int:
 @dataclass
 class Row:
     name: str
-    page: dict[int, Load]
-    blob: dict[int, Load]
+    url: str
+    folder: Path | None  # set for execlib: the folder whose edits must show at once
+    page: dict[int, list[Load]] = field(default_factory=dict)
+    blob: dict[int, list[Load]] = field(default_factory=dict)
     stale: int | None = None
 
+    def page_rps(self, c: int) -> float:
+        return statistics.median(load.requests_per_s for load in self.page[c])
 
-def measure(wrk: str, name: str, url: str, conns: list[int], threads: int, duration: float, folder: Path | None) -> Row:
-    row = Row(name, {}, {})
-    if folder is not None:
-        row.stale = check_edits(url, folder)
-    run_wrk(wrk, url + PAGE, conns[0], threads, 1)  # warm-up: imports, caches, JIT-free but lazy paths
-    for c in conns:
-        row.page[c] = run_wrk(wrk, url + PAGE, c, threads, duration)
-        row.blob[c] = run_wrk(wrk, url + BLOB, c, threads, duration)
-    if folder is not None:
-        row.stale += check_edits(url, folder)  # again with a cache warmed by the load
-    return row
+    def blob_mbs(self, c: int) -> float:
+        return statistics.median(load.requests_per_s for load in self.blob[c]) * BLOB_SIZE / 1e6
+
+
+def measure(wrk: str, rows: list[Row], conns: list[int], args: argparse.Namespace) -> None:
+    """Rounds of every server in turn, so background load drifting during the run hits all alike."""
+    for row in rows:
+        if row.folder is not None:
+            row.stale = check_edits(row.url, row.folder)
+        run_wrk(wrk, row.url + PAGE, conns[0], args.threads, 1)  # warm-up: lazy imports, caches
+    for _ in range(args.rounds):
+        for c in conns:
+            for row in rows:
+                row.page.setdefault(c, []).append(run_wrk(wrk, row.url + PAGE, c, args.threads, args.duration))
+                row.blob.setdefault(c, []).append(run_wrk(wrk, row.url + BLOB, c, args.threads, args.duration))
+    for row in rows:
+        if row.folder is not None:
+            row.stale = (row.stale or 0) + check_edits(row.url, row.folder)  # again, cache warmed by the load
 
 
 def print_table(rows: list[Row], conns: list[int], args: argparse.Namespace) -> None:
     peer = rows[-1]
     print()
-    print(f"wrk -t{args.threads} -d{args.duration:g}s, keep-alive; {os.cpu_count()} CPUs shared by wrk and server")
-    print(f"2 KB = {PAGE} (2048 bytes), 1 MB = {BLOB} ({BLOB_SIZE} bytes); MB/s = payload, 10^6 bytes")
+    print(
+        f"wrk -t{args.threads} -d{args.duration:g}s, keep-alive, median of {args.rounds} interleaved rounds;"
+        f" {os.cpu_count()} CPUs shared by wrk and the server"
+    )
+    print(f"2 KB = {PAGE} (2048 bytes), 1 MB = {BLOB} ({BLOB_SIZE} bytes); MB/s = payload in 10^6 bytes/s")
     header = f"{'server':<26} {'conns':>5} {'2 KB req/s':>11} {'ratio':>7} {'1 MB MB/s':>10} {'ratio':>7}  edits"
     print(header)
     print("-" * len(header))
     for row in rows:
         for c in conns:
-            page, blob = row.page[c], row.blob[c]
-            mbs = blob.requests_per_s * BLOB_SIZE / 1e6
-            peer_mbs = peer.blob[c].requests_per_s * BLOB_SIZE / 1e6
-            page_ratio = page.requests_per_s / peer.page[c].requests_per_s if peer.page[c].requests_per_s else 0.0
-            blob_ratio = mbs / peer_mbs if peer_mbs else 0.0
+            page, mbs = row.page_rps(c), row.blob_mbs(c)
+            page_ratio = page / peer.page_rps(c) if peer.page_rps(c) else 0.0
+            blob_ratio = mbs / peer.blob_mbs(c) if peer.blob_mbs(c) else 0.0
             edits = "-" if row.stale is None else ("ok" if row.stale == 0 else f"{row.stale} STALE")
             print(
-                f"{row.name:<26} {c:>5} {page.requests_per_s:>11,.0f} {page_ratio:>6.2f}x"
-                f" {mbs:>10,.0f} {blob_ratio:>6.2f}x  {edits}"
+                f"{row.name:<26} {c:>5} {page:>11,.0f} {page_ratio:>6.2f}x {mbs:>10,.0f} {blob_ratio:>6.2f}x  {edits}"
             )
-            for load in (page, blob):
-                if load.errors:
-                    print(f"{'':<26}       ! {load.errors}")
+            errors = {load.errors for load in (*row.page[c], *row.blob[c]) if load.errors}
+            for error in sorted(errors):
+                print(f"{'':<26}       ! {error}")
+    if args.rounds > 1:
+        print(
+            "\nper-round 2 KB req/s: "
+            + "; ".join(
+                f"{row.name} " + "/".join(f"{load.requests_per_s:,.0f}" for load in row.page[conns[-1]]) for row in rows
+            )
+        )
     print()
 
 
@@ -294,24 +317,28 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run (default 5)")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections (default 16)")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, medians reported (default 3)")
     parser.add_argument("--sweep", action="store_true", help="measure with 1, 16 and 64 connections")
     args = parser.parse_args()
     if not 0 < args.duration <= 60:
         parser.error("--duration must be in (0, 60] seconds")
+    if not 1 <= args.rounds <= 10:
+        parser.error("--rounds must be from 1 to 10")
     conns = [1, 16, 64] if args.sweep else [args.connections]
 
     # SIGTERM should unwind through the finally blocks that stop our servers, like Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     wrk = ensure_wrk()
-    rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="execlib-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="execlib-bench-") as tmp, contextlib.ExitStack() as servers:
         folder = Path(tmp)
         make_site(folder)
-        for name, livereload in (("execlib (live reload)", True), ("execlib --no-livereload", False)):
-            with execlib_server(folder, livereload) as url:
-                rows.append(measure(wrk, name, url, conns, args.threads, args.duration, folder))
-        with http_server(folder) as url:
-            rows.append(measure(wrk, "python -m http.server", url, conns, args.threads, args.duration, None))
+        # All three are up for the whole run (an idle server costs nothing) and measured in turn.
+        rows = [
+            Row("execlib (live reload)", servers.enter_context(execlib_server(folder, True)), folder),
+            Row("execlib --no-livereload", servers.enter_context(execlib_server(folder, False)), folder),
+            Row("python -m http.server", servers.enter_context(http_server(folder)), None),
+        ]
+        measure(wrk, rows, conns, args)
     print_table(rows, conns, args)
     return 1 if any(row.stale for row in rows) else 0
 
