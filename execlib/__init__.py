@@ -18,6 +18,11 @@ _LAZY = {
     "Server": "execlib.server.server",
     "ListenerFailedError": "execlib.server.server",
     "StaticSite": "execlib.server.static",
+    "serve": "execlib.api",
+    "serve_background": "execlib.api",
+    "stop": "execlib.process",
+    "status": "execlib.process",
+    "ServerStatus": "execlib.process",
     # file-event routing (no HTTP imports)
     "Event": "execlib.event",
     "FileEvent": "execlib.event",
@@ -37,12 +42,14 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from .api import serve, serve_background
     from .event import Action, Event, FileEvent
     from .listener import Listener, ListenerDiedError
     from .listener_server import ListenerServer
     from .listeners import get_listener
     from .listeners.inotify import InotifyListener
     from .listeners.watchfiles import WatchfilesListener
+    from .process import ServerStatus, status, stop
     from .router import CallbackTimeout, ChainRouter, Router, RouterBuilder, route
     from .routers.path import PathRouter
     from .server.server import ListenerFailedError, Server
@@ -72,6 +79,11 @@ __all__ = [
     "Server",
     "StaticSite",
     "__version__",
+    "serve",
+    "serve_background",
+    "ServerStatus",
+    "status",
+    "stop",
     "Action",
     "CallbackTimeout",
     "ChainRouter",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import __version__
 from .errors import ExeclibError
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve a folder with live reload")
     _add_serve_options(serve)
     serve.set_defaults(handler=_serve)
+    _add_lifecycle_commands(commands, serve)
     _add_watch_command(commands)
     return parser
 
@@ -48,6 +49,54 @@ def _serve(args: argparse.Namespace) -> int:
     from .serve_command import run_serve
 
     return run_serve(args)
+
+
+def _add_instance_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("process")
+    group.add_argument(
+        "--pid-file", metavar="PATH", help="write the pid to PATH and the bound port to PATH's .port companion"
+    )
+    group.add_argument(
+        "--no-single-instance", action="store_true", help="start even if the PID file names a running server"
+    )
+    group.add_argument(
+        "--replace", action="store_true", help="stop the execlib server holding the port or PID file, take its place"
+    )
+
+
+def _add_pid_file_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pid-file", metavar="PATH", help="the server's PID file (default: .execlib.pid)")
+
+
+def _add_lifecycle_commands(commands: argparse._SubParsersAction, serve: argparse.ArgumentParser) -> None:
+    _add_instance_options(serve)
+
+    start = commands.add_parser("start", help="start a server in the background (detached) and print its URL")
+    _add_serve_options(start)
+    _add_instance_options(start)
+    start.add_argument("--timeout", default="10", metavar="SECONDS", help="how long to wait for it to be healthy")
+    start.set_defaults(handler=_lifecycle("run_start"), subparser=start)
+
+    stop = commands.add_parser("stop", help="stop the background server (SIGTERM, then SIGKILL)")
+    _add_pid_file_option(stop)
+    stop.add_argument("--timeout", default="10", metavar="SECONDS", help="seconds to wait before SIGKILL (10)")
+    stop.set_defaults(handler=_lifecycle("run_stop"))
+
+    status = commands.add_parser("status", help="is the server running and healthy? (exit 0 yes, 1 no, 3 not healthy)")
+    _add_pid_file_option(status)
+    status.add_argument("--json", action="store_true", help="print the status as one JSON object")
+    status.add_argument("--url", metavar="URL", help="ask this URL's health endpoint instead of the port file's")
+    status.set_defaults(handler=_lifecycle("run_status"))
+
+
+def _lifecycle(name: str) -> Callable[[argparse.Namespace], int]:
+    # import on use: `execlib --help` must not pay for the lifecycle modules
+    def handler(args: argparse.Namespace) -> int:
+        from . import lifecycle_command
+
+        return getattr(lifecycle_command, name)(args)
+
+    return handler
 
 
 def _add_watch_command(commands: argparse._SubParsersAction) -> None:

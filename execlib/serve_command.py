@@ -78,5 +78,7 @@ def run_serve(args: argparse.Namespace) -> int:
         fallback=args.fallback,
         pre_serve=announce,
     )
-    server.start()
+    from .lifecycle import Lifecycle
+
+    Lifecycle.from_args(args).run(server)  # serves; PID/port files, single instance, port holder, --replace
     return 0

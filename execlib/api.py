@@ -1,0 +1,143 @@
+"""The Python API for running a server: ``serve()`` in this process, ``serve_background()`` detached.
+
+Build tools call these instead of the command line; both honour $EXECLIB_HOST / $EXECLIB_PORT like
+``execlib serve`` does, and both can keep a PID file so ``execlib stop`` / ``execlib.stop()`` find
+the server again.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .errors import AlreadyRunningError, ConfigError
+from .lifecycle import DEFAULT_START_TIMEOUT, Lifecycle, precheck_port, start_detached
+from .process import RunFiles, running_owner
+from .serve_command import resolve_host_port
+
+if TYPE_CHECKING:
+    from .server.server import Server
+
+
+def serve(
+    root_or_target: str | os.PathLike[str] | Server = ".",
+    *,
+    foreground: bool = True,
+    host: str | None = None,
+    port: int | str | None = None,
+    pid_path: str | os.PathLike[str] | None = None,
+    single_instance: bool = True,
+    replace: bool = False,
+    pre_serve: Callable[[Server], None] | None = None,
+    **server_options: Any,
+) -> str:
+    """Serve a folder (or run a ready-made ``Server``) in this process; return its URL.
+
+    ``foreground=True`` blocks until the server shuts down (Ctrl-C / SIGTERM in the main thread,
+    ``Server.shutdown()``, or ``execlib.stop(pid_path)`` from another thread) and returns the URL it
+    served on. ``foreground=False`` serves from a daemon thread and returns the URL once requests are
+    being answered. ``pid_path`` writes a PID file and a port file beside it, removed when serving
+    ends; with ``single_instance`` a live server already owning that file raises AlreadyRunningError.
+    ``replace`` stops an execlib server holding the port (or the PID file) and takes its place.
+    ``pre_serve`` is called with the Server once bound (capture it to call ``shutdown()`` later).
+    ``server_options`` go to ``Server`` (``livereload``, ``fallback``, ``follow_symlinks``, ...).
+    """
+    from .server.server import Server
+
+    if isinstance(root_or_target, Server):
+        if host is not None or port is not None or server_options:
+            raise TypeError("serve(): host, port and server options belong to the Server passed in")
+        server = root_or_target
+        if pre_serve is not None:
+            server.pre_serve = pre_serve
+    else:
+        resolved_host, resolved_port = resolve_host_port(host, port)
+        server = Server(root_or_target, host=resolved_host, port=resolved_port, pre_serve=pre_serve, **server_options)
+
+    lifecycle = Lifecycle(pid_path, single_instance=single_instance, replace=replace)
+    if foreground:
+        lifecycle.run(server)
+        return server.url
+
+    lifecycle.prepare(server)
+    try:
+        server.start_in_thread()
+    except BaseException:
+        lifecycle.release()
+        raise
+
+    def release_when_done() -> None:
+        server.wait()
+        lifecycle.release()
+
+    # the files must go when serving ends, however it ends (shutdown(), stop(), a listener failing)
+    threading.Thread(target=release_when_done, name="execlib-pidfile", daemon=True).start()
+    return server.url
+
+
+# serve_background() keyword -> how it appears on the `execlib serve` command line
+_FLAG_OPTIONS = {"follow_symlinks": "--follow-symlinks", "open": "--open", "quiet": "--quiet", "verbose": "--verbose"}
+_VALUE_OPTIONS = {"fallback": "--fallback", "log_format": "--log-format"}
+
+
+def _serve_args(server_options: dict[str, Any]) -> list[str]:
+    args: list[str] = []
+    for name, value in server_options.items():
+        if name == "livereload":
+            if not value:
+                args.append("--no-livereload")
+        elif name in _FLAG_OPTIONS:
+            if value:
+                args.append(_FLAG_OPTIONS[name])
+        elif name in _VALUE_OPTIONS:
+            if value is not None:
+                args += [_VALUE_OPTIONS[name], str(value)]
+        else:
+            raise TypeError(
+                f"serve_background() got an unexpected option {name!r}; "
+                "pass other 'execlib serve' options as extra_args=[...]"
+            )
+    return args
+
+
+def serve_background(
+    root: str | os.PathLike[str] = ".",
+    *,
+    host: str | None = None,
+    port: int | str | None = None,
+    pid_path: str | os.PathLike[str] | None = None,
+    single_instance: bool = True,
+    replace: bool = False,
+    timeout: float = DEFAULT_START_TIMEOUT,
+    extra_args: Sequence[str] = (),
+    **server_options: Any,
+) -> str:
+    """Start a detached ``execlib serve`` process that outlives the caller; return its URL once healthy.
+
+    It runs in its own session with its output in the log file next to the PID file (default
+    ``.execlib.pid`` / ``.execlib.log`` in the current folder). Stop it with ``execlib.stop(pid_path)``
+    or ``execlib stop``. Raises AlreadyRunningError when a live server owns the PID file (unless
+    ``single_instance=False`` or ``replace``), and RuntimeError (``StartError``) with the log's last
+    lines when the server exits early or is not healthy within ``timeout`` seconds.
+    """
+    resolved_host, resolved_port = resolve_host_port(host, port)
+    root_path = os.path.abspath(os.fspath(root))
+    if not os.path.isdir(root_path):
+        raise ConfigError(f"folder not found: {os.fspath(root)}")
+    files = RunFiles.for_pid_file(pid_path)
+    if single_instance and not replace:
+        # the child checks again, atomically; this early check gives the clear error without a spawn
+        owner = running_owner(files)
+        if owner is not None:
+            raise AlreadyRunningError(owner, str(files.pid))
+    precheck_port(resolved_host, resolved_port, replace=replace)
+    args = [root_path, "--host", resolved_host, "--port", str(resolved_port), *_serve_args(server_options)]
+    if not single_instance:
+        args.append("--no-single-instance")
+    if replace:
+        args.append("--replace")
+    args += list(extra_args)
+    _, url = start_detached(args, host=resolved_host, pid_path=files.pid, timeout=timeout)
+    return url

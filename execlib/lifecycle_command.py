@@ -1,0 +1,118 @@
+"""``execlib start``, ``execlib stop`` and ``execlib status``: the library calls behind them, with terminal output.
+
+Nothing here imports uvicorn or FastAPI: the server runs in the detached child, so these commands
+start in a few tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .errors import AlreadyRunningError, ConfigError
+from .lifecycle import precheck_port, start_detached
+from .process import RunFiles, running_owner, status, stop
+from .serve_command import resolve_host_port
+
+# `execlib start` options that are not passed on to the `execlib serve` child (or are passed explicitly)
+_NOT_FORWARDED = frozenset({"root", "host", "port", "pid_file", "timeout", "help"})
+
+# exit statuses of `execlib status`
+STATUS_RUNNING, STATUS_STOPPED, STATUS_UNHEALTHY = 0, 1, 3
+
+
+def parse_timeout(value: str | float, option: str = "--timeout") -> float:
+    """Seconds from the command line; a clear error for anything but a positive number."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{option} must be a number of seconds, not {value!r}") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise ConfigError(f"{option} must be a positive number of seconds, not {value!r}")
+    return seconds
+
+
+def forwarded_serve_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The serve options given to ``execlib start``, rebuilt as ``execlib serve`` arguments.
+
+    Generic over the parser's actions, so options added to the serve command later are passed on too.
+    """
+    out: list[str] = []
+    for action in parser._actions:
+        if action.dest in _NOT_FORWARDED or not action.option_strings:
+            continue
+        value = getattr(args, action.dest, action.default)
+        if value == action.default or value is None:
+            continue
+        option = max(action.option_strings, key=len)  # the long spelling reads better in `ps`
+        if isinstance(action, argparse.BooleanOptionalAction):
+            out.append(action.option_strings[0] if value else action.option_strings[1])
+        elif isinstance(action, argparse._CountAction):
+            out += [option] * int(value)
+        elif action.nargs == 0:  # store_true / store_false / store_const
+            out.append(option)
+        elif isinstance(action, argparse._AppendAction):
+            for item in value:
+                out += [option, str(item)]
+        elif isinstance(value, (list, tuple)):
+            out += [option, *map(str, value)]
+        else:
+            out += [option, str(value)]
+    return out
+
+
+def run_start(args: argparse.Namespace) -> int:
+    host, port = resolve_host_port(args.host, args.port)
+    timeout = parse_timeout(args.timeout)
+    root = os.path.abspath(args.root)
+    if not os.path.exists(root):
+        raise ConfigError(f"folder not found: {args.root}")
+    if not os.path.isdir(root):
+        raise ConfigError(f"not a folder: {args.root}")
+    files = RunFiles.for_pid_file(args.pid_file)
+    if not args.no_single_instance and not args.replace:
+        # the child checks again atomically; checking here first avoids spawning it for nothing
+        owner = running_owner(files)
+        if owner is not None:
+            raise AlreadyRunningError(owner, str(files.pid))
+    precheck_port(host, port, replace=args.replace)
+    serve_args = [root, "--host", host, "--port", str(port), *forwarded_serve_args(args.subparser, args)]
+    pid, url = start_detached(serve_args, host=host, pid_path=files.pid, timeout=timeout)
+    print(f"Serving {root} at {url} (pid {pid})", flush=True)
+    print(f"log: {files.log}; stop it with: {_stop_hint(args.pid_file, files)}", flush=True)
+    return 0
+
+
+def _stop_hint(pid_option: str | None, files: RunFiles) -> str:
+    return "execlib stop" if pid_option is None else f"execlib stop --pid-file {files.pid}"
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    result = stop(args.pid_file, parse_timeout(args.timeout))
+    print(result.message, flush=True)
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    if args.url is not None and not args.url.startswith(("http://", "https://")):
+        raise ConfigError(f"--url must be an http:// URL, not {args.url!r}")
+    state = status(args.pid_file, health_url=args.url)
+    code = STATUS_STOPPED if not state.running else STATUS_RUNNING if state.healthy else STATUS_UNHEALTHY
+    if args.json:
+        json.dump({**state.to_dict(), "exit_status": code}, sys.stdout)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        return code
+    if state.stale:
+        print(f"stopped: stale PID file {state.pid_path} (no running execlib server has pid {state.pid})")
+    elif not state.running:
+        print(f"stopped: no PID file at {state.pid_path}")
+    elif state.healthy:
+        print(f"running: pid {state.pid} at {state.url} serving {state.root} (healthy)")
+    else:
+        where = state.url or "(no port file yet)"
+        print(f"running: pid {state.pid} at {where}, but not healthy: its health endpoint did not answer")
+    sys.stdout.flush()
+    return code
