@@ -29,6 +29,28 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no access log, errors only")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
+    reload = parser.add_argument_group("live reload")
+    reload.add_argument(
+        "--watch",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="also watch PATH (outside ROOT: templates, data); a change reloads every page (repeatable)",
+    )
+    reload.add_argument(
+        "--ignore", action="append", default=[], metavar="GLOB", help="ignore changes matching GLOB (repeatable)"
+    )
+    reload.add_argument("--delay", type=float, default=0, metavar="MS", help="wait MS milliseconds before reloading")
+    reload.add_argument("--poll", action="store_true", help="poll for changes (network, Docker and WSL mounts)")
+    reload.add_argument("--gitignore", action="store_true", help="ignore what .gitignore files ignore")
+    build = parser.add_argument_group("building")
+    build.add_argument(
+        "--build",
+        metavar="COMMAND",
+        help="run COMMAND (through the shell) when a --watch path changes; reload pages when it succeeds",
+    )
+    build.add_argument("--build-on-start", action="store_true", help="run the build once before serving")
+    build.add_argument("--build-timeout", type=float, metavar="S", help="kill a build that runs longer than S seconds")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -77,6 +77,14 @@ def run_serve(args: argparse.Namespace) -> int:
         follow_symlinks=args.follow_symlinks,
         fallback=args.fallback,
         pre_serve=announce,
+        watch=args.watch,
+        ignore=args.ignore,
+        delay=args.delay,
+        poll=args.poll,
+        gitignore=args.gitignore,
+        build=args.build,
+        build_timeout=args.build_timeout,
+        build_on_start=args.build_on_start,
     )
     from .lifecycle import Lifecycle
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import re
 import selectors
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -59,3 +61,13 @@ def start_cli(*args: str, env: dict[str, str] | None = None, **kwargs) -> tuple[
         proc.kill()
         raise AssertionError(f"unexpected first line {line!r}; stderr: {proc.stderr.read()}")
     return proc, match.group(1)
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion on a fresh loop in its own thread.
+
+    Playwright's sync API keeps an event loop running in the main thread for the
+    browser tests' session, so ``asyncio.run`` there would refuse to start.
+    """
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()

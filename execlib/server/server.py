@@ -26,9 +26,10 @@ import uvicorn
 
 from ..errors import BindError, ConfigError, ExeclibError, PortInUseError
 from .app import add_livereload_routes, build_api, build_asgi
+from .build import BuildTarget
 from .livereload import ReloadHub
 from .static import StaticSite
-from .watching import build_reload_listener, run_on_loop, site_relative
+from .watching import ReloadController, build_reload_listener, run_on_loop, site_relative
 
 logger = logging.getLogger("execlib.server")
 
@@ -114,6 +115,9 @@ class Server:
         delay: float = 0,
         poll: bool = False,
         gitignore: bool = False,
+        build: BuildTarget | None = None,
+        build_timeout: float | None = None,
+        build_on_start: bool = False,
     ) -> None:
         self.root = os.path.realpath(root)
         if not os.path.exists(self.root):
@@ -148,10 +152,15 @@ class Server:
             if static
             else None
         )
-        self.hub: ReloadHub | None = None
+        if build is not None and self.root in self.watch:
+            raise ConfigError("a --watch path must not be the served folder itself when building into it")
+        if build is not None and not self.watch:
+            raise ConfigError("a build needs --watch paths (the sources to rebuild from)")
+        self.build_on_start = build_on_start
+        resolver = self.static_site.resolver if self.static_site else None
+        self.hub = ReloadHub(resolver, fallback=fallback)
+        self.controller = ReloadController(self.hub, self.root, build=build, build_timeout=build_timeout)
         if livereload:
-            resolver = self.static_site.resolver if self.static_site else None
-            self.hub = ReloadHub(resolver, fallback=fallback)
             add_livereload_routes(self.app, self.hub)
             if self.static_site is not None:
                 self.static_site.on_html_served = self.hub.record_served
@@ -236,23 +245,23 @@ class Server:
 
         restore_signals = self._install_signal_handlers()
         try:
-            if self.hub is not None:
-                self._own_listeners.extend(
-                    listener
-                    for listener in [
-                        build_reload_listener(
-                            self.hub,
-                            self.root,
-                            extra_watch=self.watch,
-                            ignore=self.ignore,
-                            delay_ms=self.delay,
-                            poll=self.poll,
-                            gitignore=self.gitignore,
-                        )
-                    ]
-                    if listener is not None
+            if self.livereload or self.controller.build_target is not None:
+                self._own_listeners.append(
+                    build_reload_listener(
+                        self.controller,
+                        extra_watch=self.watch,
+                        ignore=self.ignore,
+                        delay_ms=self.delay,
+                        poll=self.poll,
+                        gitignore=self.gitignore,
+                    )
                 )
             self._start_listeners(loop)
+            builder = self.controller.ensure_builder()
+            if builder is not None and self.build_on_start and not self._shutdown_requested:
+                result = loop.run_until_complete(builder.run_once())
+                if not result.ok:
+                    loop.run_until_complete(self.hub.show_error(result.summary, result.output))
             if self.pre_serve is not None:
                 self.pre_serve(self)
             if not self._shutdown_requested:
@@ -321,12 +330,18 @@ class Server:
 
     # -- internals ----------------------------------------------------------------
 
-    # -- talking to pages (any thread) -------------------------------------------------
+    # -- hooks and talking to pages (any thread) ------------------------------------------
+
+    def on_change(self, callback: Callable[[list[Any]], object]) -> Callable[[list[Any]], object]:
+        """Call ``callback(events)`` with each coalesced batch of file events, before any build runs.
+
+        Async callbacks run on the server's loop, sync ones in a worker thread. Usable as a decorator.
+        """
+        self.controller.hooks.append(callback)
+        return callback
 
     def reload(self, paths: Iterable[str | os.PathLike[str]] | None = None) -> int:
         """Reload the pages that ``paths`` touch (all pages when None); returns pages told."""
-        if self.hub is None:
-            return 0
         if paths is None:
             return run_on_loop(self._loop, self.hub.reload_all()) or 0
         names: list[str] = []
@@ -340,15 +355,15 @@ class Server:
 
     def alert(self, message: str) -> int:
         """Show a message in every open page (LiveReload ``alert``)."""
-        return run_on_loop(self._loop, self.hub.alert(message)) or 0 if self.hub else 0
+        return run_on_loop(self._loop, self.hub.alert(message)) or 0
 
     def show_error(self, title: str, text: str) -> int:
         """Show the error overlay in every open page (and in pages opened later) until cleared."""
-        return run_on_loop(self._loop, self.hub.show_error(title, text)) or 0 if self.hub else 0
+        return run_on_loop(self._loop, self.hub.show_error(title, text)) or 0
 
     def clear_error(self) -> int:
         """Remove the error overlay."""
-        return run_on_loop(self._loop, self.hub.clear_error()) or 0 if self.hub else 0
+        return run_on_loop(self._loop, self.hub.clear_error()) or 0
 
     # -- listeners ------------------------------------------------------------------------
 

@@ -1,22 +1,76 @@
-"""The live-reload route: an ordinary PathRouter route that feeds the ReloadHub.
+"""The live-reload and rebuild routes: ordinary PathRouter routes that feed the ReloadHub.
 
-Changes under the site root are sent as site-relative names (the hub decides
-which pages they touch); changes under extra ``watch`` paths outside the root
-reload every page.
+- Changes under the site root go to the hub as site-relative names (it decides
+  which pages they touch), except the files a build just wrote: the reload after
+  a successful build already covers those.
+- Changes under extra ``watch`` paths run the build when there is one, else
+  reload every page. The site root is ignored inside watch paths, so a build's
+  output never triggers another build (no rebuild loop).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from .build import BuildResult, BuildRunner, BuildTarget
 from .livereload import ReloadHub
+
+logger = logging.getLogger("execlib.livereload")
 
 # Short enough to keep a save-to-visible reload well under 60 ms, long enough that a
 # build or a checkout writing files back to back is one burst (one reload per page).
 LIVERELOAD_DEBOUNCE_MS = 20
+
+# A batch bigger than this, or one following another within BURST_QUIET_S, means a build or a
+# checkout is writing: wait for BURST_QUIET_S of quiet and reload once, instead of once per gap.
+# The quiet time stays under 0.3 s so hand edits 0.3 s apart each show; BURST_MAX_HOLD_S caps
+# how long a never-ending stream of changes can hold pages back.
+SMALL_BATCH = 3
+BURST_QUIET_S = 0.2
+BURST_MAX_HOLD_S = 2.0
+
+ChangeHook = Callable[[list[Any]], object]
+
+
+class BurstGate:
+    """Passes a lone save straight through; holds the batches of a burst until it goes quiet."""
+
+    def __init__(
+        self, flush: Callable[[list[str]], Awaitable[object]], quiet: float = BURST_QUIET_S, small: int = SMALL_BATCH
+    ) -> None:
+        self.flush = flush
+        self.quiet = quiet
+        self.small = small
+        self.pending: dict[str, None] = {}
+        self.last_batch = float("-inf")
+        self.held_since = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+
+    async def add(self, names: list[str]) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        in_burst = self.timer is not None or now - self.last_batch < self.quiet or len(names) > self.small
+        self.last_batch = now
+        if not in_burst:
+            await self.flush(names)
+            return
+        if self.timer is None:
+            self.held_since = now
+        else:
+            self.timer.cancel()
+        self.pending.update(dict.fromkeys(names))
+        wait = min(self.quiet, max(0.0, self.held_since + BURST_MAX_HOLD_S - now))
+        self.timer = loop.call_later(wait, self._fire, loop)
+
+    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.timer = None
+        names, self.pending = list(self.pending), {}
+        loop.create_task(self.flush(names))
 
 
 def site_relative(root: str, path: str) -> str | None:
@@ -27,9 +81,76 @@ def site_relative(root: str, path: str) -> str | None:
     return rel.replace(os.sep, "/")
 
 
+class ReloadController:
+    """Decides what a coalesced batch of file events does: reload pages, run the build, or both."""
+
+    def __init__(
+        self, hub: ReloadHub, root: str, build: BuildTarget | None = None, build_timeout: float | None = None
+    ) -> None:
+        self.hub = hub
+        self.root = root
+        self.hooks: list[ChangeHook] = []
+        self.build_target = build
+        self.build_timeout = build_timeout
+        self.builder: BuildRunner | None = None
+        self.gate = BurstGate(self.hub.changed)
+        hub.changes_pending = lambda: self.gate.timer is not None
+
+    def ensure_builder(self) -> BuildRunner | None:
+        """The build runner, created on the server's loop the first time it is needed."""
+        if self.builder is None and self.build_target is not None:
+            self.builder = BuildRunner(self.build_target, self._build_done, timeout=self.build_timeout)
+        return self.builder
+
+    async def _build_done(self, result: BuildResult) -> None:
+        if result.ok:
+            await self.hub.clear_error()
+            await self.hub.reload_all()
+        else:
+            await self.hub.show_error(result.summary, result.output)
+
+    async def run_hooks(self, events: list[Any]) -> None:
+        for hook in self.hooks:
+            try:
+                if inspect.iscoroutinefunction(hook):
+                    await hook(events)
+                else:  # keep the loop free while a sync hook works
+                    outcome = await asyncio.to_thread(hook, events)
+                    if inspect.isawaitable(outcome):
+                        await outcome
+            except Exception:
+                logger.exception("on_change hook %r failed", hook)
+
+    async def site_changed(self, events: list[Any]) -> None:
+        await self.run_hooks(events)
+        builder = self.builder
+        names = []
+        for event in events:
+            if builder is not None and self._written_by_build(builder, event.path):
+                continue
+            names.append(event.name)
+        if names:
+            await self.gate.add(names)
+
+    async def sources_changed(self, events: list[Any]) -> None:
+        await self.run_hooks(events)
+        builder = self.ensure_builder()
+        if builder is not None:
+            builder.request()
+        else:
+            await self.hub.changed([], external=True)
+
+    @staticmethod
+    def _written_by_build(builder: BuildRunner, path: str) -> bool:
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError:
+            return builder.running  # deleted while a build ran: the build's doing
+        return builder.overlaps(mtime)
+
+
 def build_reload_listener(
-    hub: ReloadHub,
-    root: str,
+    controller: ReloadController,
     *,
     extra_watch: Sequence[str] = (),
     ignore: Sequence[str] = (),
@@ -37,38 +158,20 @@ def build_reload_listener(
     debounce_ms: float = LIVERELOAD_DEBOUNCE_MS,
     poll: bool = False,
     gitignore: bool = False,
-    on_change: Callable[[list[Any]], Awaitable[None]] | None = None,
 ) -> Any:
-    """A listener whose router sends every coalesced burst of changes to ``hub``."""
-    try:
-        from ..routers.path import PathRouter
-    except ImportError:  # TEMPORARY while the routing framework lands
-        return None
+    """A listener whose router sends each coalesced burst of changes to ``controller``."""
+    from ..routers.path import PathRouter
 
     router = PathRouter()
-
-    async def site_changed(events: list[Any]) -> None:
-        if on_change is not None:
-            await on_change(events)
-        names = [event.name for event in events]
-        await hub.changed(names)
-
-    async def elsewhere_changed(events: list[Any]) -> None:
-        if on_change is not None:
-            await on_change(events)
-        await hub.changed([], external=True)
-
-    common = {
-        "debounce": debounce_ms,
-        "delay": delay_ms,
-        "ignore": tuple(ignore),
-        "batch": True,
-        "gitignore": gitignore,
-    }
-    router.register(root, site_changed, glob="**/*", **common)
+    common: dict[str, Any] = {"debounce": debounce_ms, "delay": delay_ms, "batch": True, "gitignore": gitignore}
+    router.register(controller.root, controller.site_changed, glob="**/*", ignore=tuple(ignore), **common)
     for path in extra_watch:
-        router.register(os.path.realpath(path), elsewhere_changed, glob="**/*", **common)
-    return router.get_listener(poll=poll) if poll else router.get_listener()
+        own = tuple(ignore)
+        inside = site_relative(path, controller.root) if os.path.isdir(path) else None
+        if inside is not None:
+            own += ("/" + inside + "/",) if inside not in ("", ".") else ()
+        router.register(path, controller.sources_changed, glob="**/*", ignore=own, **common)
+    return router.get_listener(poll=poll)
 
 
 def run_on_loop(loop: asyncio.AbstractEventLoop | None, coroutine: Awaitable[Any], timeout: float = 10.0) -> Any:

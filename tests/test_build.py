@@ -1,0 +1,212 @@
+"""Rebuild on change: coalescing, no rebuild loop, failures, timeouts, hooks (real inotify, real builds)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+
+from execlib import Server
+from execlib.errors import ConfigError
+
+from .conftest import write
+from .helpers import run_async, wait_until
+from .test_livereload_protocol import PROTOCOL, ws_url
+
+# A build that copies src/*.md into site/*.html and logs each run; with a gate file it waits
+# (bounded) until the test opens the gate, so the test can change sources mid-build.
+BUILD_SCRIPT = r"""
+import pathlib, sys, time
+src, site, log = map(pathlib.Path, sys.argv[1:4])
+gate = pathlib.Path(sys.argv[4]) if len(sys.argv) > 4 else None
+with log.open("a") as f:
+    f.write("start\n")
+if gate is not None:
+    deadline = time.monotonic() + 20
+    while not gate.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+site.mkdir(parents=True, exist_ok=True)
+for md in sorted(src.glob("*.md")):
+    (site / (md.stem + ".html")).write_text("<html><body>" + md.read_text() + "</body></html>")
+with log.open("a") as f:
+    f.write("done\n")
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> dict[str, Path]:
+    src, site = tmp_path / "src", tmp_path / "site"
+    write(src / "index.md", "first")
+    write(site / "index.html", "<html><body>old</body></html>")
+    script = write(tmp_path / "build.py", BUILD_SCRIPT)
+    return {"src": src, "site": site, "script": script, "log": tmp_path / "build.log", "gate": tmp_path / "gate"}
+
+
+def command(p: dict[str, Path], gate: bool = False, site: Path | None = None) -> str:
+    args = [sys.executable, p["script"], p["src"], site or p["site"], p["log"]] + ([p["gate"]] if gate else [])
+    return " ".join(f"'{a}'" for a in args)
+
+
+def runs(p: dict[str, Path]) -> list[str]:
+    return p["log"].read_text().split() if p["log"].exists() else []
+
+
+def test_rebuild_on_change_then_reload(project: dict[str, Path], serve) -> None:
+    server = serve(project["site"], watch=[project["src"]], build=command(project))
+
+    async def run() -> None:
+        ws = await connect(ws_url(server))
+        await ws.send(json.dumps({"command": "hello", "protocols": [PROTOCOL]}))
+        await ws.recv()
+        await ws.send(json.dumps({"command": "info", "url": server.url, "resources": []}))
+        wait_until(lambda: any(p.url for p in server.hub.pages), 10)
+        write(project["src"] / "index.md", "second")
+        while True:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if message["command"] == "reload":
+                break
+        assert "second" in (project["site"] / "index.html").read_text()
+        await ws.close()
+
+    run_async(run())
+    assert runs(project) == ["start", "done"]
+
+
+def test_changes_during_a_build_cause_exactly_one_more(project: dict[str, Path], serve) -> None:
+    server = serve(project["site"], watch=[project["src"]], build=command(project, gate=True))
+    write(project["src"] / "index.md", "v1")
+    wait_until(lambda: runs(project) == ["start"], 10, message="the first build to start")
+    builder = server.controller.builder
+    for i in range(5):
+        write(project["src"] / f"page{i}.md", f"page {i}")
+    wait_until(lambda: builder.dirty, 10, message="the changes to be seen during the build")
+    project["gate"].write_text("open")
+    wait_until(lambda: runs(project) == ["start", "done", "start", "done"] and not builder.running, 20)
+    assert builder.builds == 2 and not builder.dirty
+    assert (project["site"] / "page4.html").exists()
+
+
+def test_no_rebuild_loop_when_sources_contain_the_site(tmp_path: Path, serve) -> None:
+    src = tmp_path / "src"
+    site = src / "site"
+    p = {"src": src, "site": site, "script": write(tmp_path / "build.py", BUILD_SCRIPT), "log": tmp_path / "log"}
+    write(src / "index.md", "one")
+    site.mkdir()
+    server = serve(site, watch=[src], build=command(p))
+    batches: list[tuple[str, list[str]]] = []
+    server.on_change(lambda events: batches.append((events[0].endpoint, [e.name for e in events])))
+    write(src / "index.md", "two")
+    wait_until(lambda: runs(p) == ["start", "done"], 10)
+    write(src / "other.md", "sentinel")  # a later source change: its batch comes after the build's writes
+    wait_until(lambda: any("other.md" in names for _, names in batches), 10)
+    wait_until(lambda: runs(p) == ["start", "done"] * 2 and not server.controller.builder.running, 10)
+    source_batches = [names for endpoint, names in batches if endpoint == str(src)]
+    assert not any(name.startswith("site/") for names in source_batches for name in names), batches
+    assert server.controller.builder.builds == 2
+
+
+def test_failing_build_shows_error_and_recovery_clears_it(project: dict[str, Path], serve) -> None:
+    marker = project["src"] / "fail"
+    script = (
+        "import sys, pathlib\n"
+        f"if pathlib.Path({str(marker)!r}).exists():\n"
+        "    print('<b>line one</b>')\n"
+        "    print('boom: bad template', file=sys.stderr)\n"
+        "    sys.exit(3)\n"
+    )
+    build_py = write(project["src"].parent / "maybe_fail.py", script)
+    server = serve(project["site"], watch=[project["src"]], build=f"'{sys.executable}' '{build_py}'")
+    marker.write_text("1")
+    wait_until(lambda: server.hub.error is not None, 10, message="the overlay to be set")
+    title, text = server.hub.error
+    assert "exit status 3" in title and str(build_py) in title
+    assert "<b>line one</b>" in text and "boom: bad template" in text
+    marker.unlink()
+    wait_until(lambda: server.hub.error is None, 10, message="the overlay to clear")
+
+
+def test_build_that_cannot_start_is_a_failed_build(project: dict[str, Path], serve) -> None:
+    server = serve(project["site"], watch=[project["src"]], build="no-such-command-xyz --flag")
+    write(project["src"] / "index.md", "x")
+    wait_until(lambda: server.hub.error is not None, 10)
+    assert "not found" in server.hub.error[0] and "no-such-command-xyz" in server.hub.error[0]
+    assert server.is_running
+
+
+def test_build_timeout_kills_the_build_and_its_children(project: dict[str, Path], serve) -> None:
+    pid_file = project["src"].parent / "child.pid"
+    hang = f"sh -c 'sleep 300 & echo $! > {pid_file}; wait'"
+    server = serve(project["site"], watch=[project["src"]], build=hang, build_timeout=0.5)
+    write(project["src"] / "index.md", "x")
+    wait_until(lambda: server.hub.error is not None, 15)
+    assert "timed out after 0.5 s" in server.hub.error[0]
+    child = int(pid_file.read_text())
+
+    def gone() -> bool:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return True
+        return Path(f"/proc/{child}/stat").read_text().split()[2] == "Z"
+
+    wait_until(gone, 10, message="the build's child process to be killed")
+
+
+def test_python_callable_builds_sync_and_async(project: dict[str, Path], serve) -> None:
+    calls: list[str] = []
+    fail = threading.Event()
+
+    def build() -> None:
+        calls.append("sync")
+        if fail.is_set():
+            raise ValueError("template error on line 3")
+
+    server = serve(project["site"], watch=[project["src"]], build=build)
+    write(project["src"] / "index.md", "x")
+    wait_until(lambda: calls == ["sync"], 10)
+    fail.set()
+    write(project["src"] / "index.md", "y")
+    wait_until(lambda: server.hub.error is not None, 10)
+    assert "ValueError: template error on line 3" in server.hub.error[0]
+
+    async def abuild() -> None:
+        calls.append("async")
+        assert asyncio.get_running_loop() is server2.loop  # async builds run on the server's loop
+
+    server2 = serve(project["site"], watch=[project["src"]], build=abuild)
+    write(project["src"] / "index.md", "z")
+    wait_until(lambda: "async" in calls and server2.controller.builder.last is not None, 10)
+    assert server2.controller.builder.last.ok
+
+
+def test_build_on_start_and_on_change_batches(project: dict[str, Path], serve) -> None:
+    seen: list[list[tuple[str, str]]] = []
+    server = Server(project["site"], port=0, watch=[project["src"]], build=command(project), build_on_start=True)
+
+    async def hook(events) -> None:
+        seen.append([(e.name, e.action.name) for e in events])
+
+    server.on_change(hook)
+    server.start_in_thread()
+    try:
+        assert runs(project) == ["start", "done"]  # built before serving
+        assert "first" in (project["site"] / "index.html").read_text()
+        write(project["src"] / "a.md", "a")
+        write(project["src"] / "b.md", "b")
+        wait_until(lambda: any({"a.md", "b.md"} <= {n for n, _ in batch} for batch in seen), 10)
+    finally:
+        server.shutdown()
+        server.wait(10)
+
+
+def test_build_configuration_errors(project: dict[str, Path]) -> None:
+    with pytest.raises(ConfigError, match="needs --watch"):
+        Server(project["site"], build="true")
+    with pytest.raises(ConfigError, match="watch path not found"):
+        Server(project["site"], watch=[project["src"] / "nope"], build="true")
