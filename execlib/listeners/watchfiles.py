@@ -9,7 +9,8 @@ changes over promptly.
 watchfiles reports added, modified and deleted paths (a rename is a delete and
 an add) as an unordered set per group; we report deletions first, then
 creations, then modifications, and drop the "modified" notes notify emits for
-folders themselves.
+folders themselves. A new folder's contents are reported as created too, since
+files written into it before notify watched it produce no event.
 """
 
 from __future__ import annotations
@@ -123,5 +124,10 @@ class WatchfilesListener(Listener):
             if is_dir and action is Action.MODIFIED:
                 continue  # a folder's own mtime/metadata: its files' changes are reported themselves
             events.append(self._event(path, action, is_dir))
+            if is_dir and action is Action.CREATED:
+                # notify watches a new folder only once it has seen it: report what was written before that
+                for folder, dirs, files in os.walk(path):
+                    events.extend(self._event(os.path.join(folder, d), Action.CREATED, True) for d in dirs)
+                    events.extend(self._event(os.path.join(folder, f), Action.CREATED, False) for f in files)
         events.sort(key=lambda e: (_ORDER[e.action], e.name))
         return events
