@@ -115,3 +115,19 @@ def test_non_loopback_host_warns(tmp_path: Path) -> None:
     result = run_cli("serve", str(tmp_path), "--host", "192.0.2.1", "--port", "0")
     assert "visible to other machines" in result.stderr
     assert_one_line_error(result, "192.0.2.1")
+
+
+def test_open_launches_the_browser_once_ready(site: Path, tmp_path: Path) -> None:
+    opened = tmp_path / "opened.txt"
+    fake_browser = tmp_path / "fake-browser"
+    fake_browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    fake_browser.chmod(0o755)
+    proc, url = start_cli("serve", str(site), "--port", "0", "--open", env={"BROWSER": str(fake_browser)})
+    try:
+        from .helpers import wait_until
+
+        wait_until(lambda: opened.exists() and opened.read_text().strip(), 10, message="the browser to be opened")
+        assert opened.read_text().strip() == url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)

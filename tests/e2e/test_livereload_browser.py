@@ -226,3 +226,32 @@ def test_js_change_reloads_only_pages_that_loaded_it(tmp_path: Path, serve, cont
     changed_since(server, generation)
     settled(b, server)
     assert loads(a) == 2 and loads(b) == 1
+
+
+def test_alert_box_shows_and_dismisses(tmp_path: Path, serve, context) -> None:
+    site = tmp_path / "site"
+    write_page(site / "index.html", "<p>page</p>")
+    server = serve(site)
+    page = open_page(context, server.url)
+    wait_reported(server, 1)
+    assert server.alert("Deploy <b>finished</b>") == 1
+    box = page.locator("#execlib-alert")
+    box.wait_for()
+    assert page.locator("#execlib-alert pre").inner_text() == "Deploy <b>finished</b>"  # text, not markup
+    page.locator("#execlib-alert button").click()
+    box.wait_for(state="detached")
+    assert loads(page) == 1
+
+
+def test_srcset_images_are_swapped(tmp_path: Path, serve, context) -> None:
+    site = tmp_path / "site"
+    write(site / "a.png", png(10, 10))
+    write(site / "b.png", png(12, 12))
+    write_page(site / "index.html", "<img id='pic' src='a.png' srcset='a.png 1x, b.png 2x'>")
+    server = serve(site)
+    page = open_page(context, server.url)
+    wait_reported(server, 1)
+    write(site / "a.png", png(30, 30))
+    page.wait_for_function("document.getElementById('pic').srcset.includes('a.png?livereload=')")
+    assert "b.png 2x" in page.evaluate("document.getElementById('pic').srcset")
+    assert loads(page) == 1
