@@ -67,7 +67,6 @@ class Dispatcher:
 
 
 def build_asgi(api: ASGIApp, static: ASGIApp | None, *, inject: bool) -> ASGIApp:
-    app: ASGIApp = Dispatcher(api, static)
-    if inject:
-        app = InjectMiddleware(app)
-    return AccessLogMiddleware(app)
+    """The whole app: access log outermost; the static site injects the client into its own HTML
+    (into the cached bytes, once per edit), the middleware does it for the API's HTML responses."""
+    return AccessLogMiddleware(Dispatcher(InjectMiddleware(api) if inject else api, static))

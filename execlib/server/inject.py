@@ -1,9 +1,8 @@
 """Inserting the live-reload client into HTML responses.
 
-The static handler injects into the bytes it caches (so a page is rewritten
-once per edit, not once per request) and marks the scope; this middleware
-catches every other ``text/html`` response (the FastAPI routes of an embedding
-tool, error pages) so no HTML page goes out without the client.
+The static site injects into the bytes it caches (so a page is rewritten once
+per edit, not once per request); this middleware does it for the HTML
+responses of the FastAPI app (routes an embedding tool adds, error pages).
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import re
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SCRIPT_TAG = b'<script src="/livereload.js" async></script>'
-INJECTED_SCOPE_KEY = "execlib.injected"
 
 _BODY_END = re.compile(rb"</body\s*>", re.IGNORECASE)
 _HTML_END = re.compile(rb"</html\s*>", re.IGNORECASE)
@@ -42,18 +40,17 @@ class InjectMiddleware:
             await self.app(scope, receive, send)
             return
 
-        start: Message | None = None
+        start: Message | None = None  # held back while we collect an HTML body
         chunks: list[bytes] = []
 
         async def send_wrapper(message: Message) -> None:
             nonlocal start
             kind = message["type"]
             if kind == "http.response.start":
-                if scope.get(INJECTED_SCOPE_KEY) or not _wants_injection(message):
-                    scope[INJECTED_SCOPE_KEY] = True  # pass the rest straight through
-                    await send(message)
-                else:
+                if _wants_injection(message):
                     start = message
+                else:
+                    await send(message)
                 return
             if kind != "http.response.body" or start is None:
                 await send(message)

@@ -85,6 +85,7 @@ class ReloadHub:
         # True while changes are being held back (a burst in progress): they will be sent when it
         # ends, so a page that reconnects meanwhile must not be reloaded early as well.
         self.changes_pending: Callable[[], bool] = lambda: False
+        self._relative: dict[str, str] = {}
         self.handshake_timeout = HANDSHAKE_TIMEOUT
         self.send_timeout = SEND_TIMEOUT
 
@@ -246,7 +247,11 @@ class ReloadHub:
     def record_served(self, fs_path: str, st: os.stat_result) -> None:
         """Called by the static site when it serves an HTML page."""
         if self.resolver is not None:
-            rel = os.path.relpath(fs_path, self.resolver.root).replace(os.sep, "/")
+            rel = self._relative.get(fs_path)
+            if rel is None:  # on every HTML request: remember the relative name, relpath is slow
+                rel = self._relative[fs_path] = os.path.relpath(fs_path, self.resolver.root).replace(os.sep, "/")
+                if len(self._relative) > 4096:
+                    self._relative.clear()
             self.served[rel] = (st.st_mtime_ns, st.st_size)
 
     # -- changes ----------------------------------------------------------------------

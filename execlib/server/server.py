@@ -240,6 +240,7 @@ class Server:
                 ws_max_size=1 << 20,
                 timeout_graceful_shutdown=self.graceful_timeout,
                 server_header=False,
+                proxy_headers=False,  # a dev server is not behind a proxy; skip the per-request check
             )
             self._uvicorn = _Uvicorn(config, on_started=self._ready.set)
 

@@ -23,7 +23,7 @@ from starlette.responses import FileResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from .filecache import NO_CACHE, FileCache, http_date, weak_etag
-from .inject import INJECTED_SCOPE_KEY, SCRIPT_TAG, inject_script
+from .inject import SCRIPT_TAG, inject_script
 from .mimetypes import content_type, is_html
 from .paths import BadPath, Kind, SiteResolver, Target
 
@@ -112,6 +112,18 @@ class StaticSite:
         wants_range = status == 200 and b"range" in headers and transform is None
         entry = self.cache.get(fs_path, st, transform, ctype)
 
+        if entry is None and transform is not None:
+            # An HTML page too big for the cache: still injected, read whole (pages that big are rare).
+            etag, last_modified = weak_etag(st), http_date(st.st_mtime)
+            if status == 200 and _not_modified(headers, etag, st.st_mtime):
+                await self._send_not_modified(send, etag.encode(), last_modified.encode())
+                return
+            with open(fs_path, "rb") as f:
+                body = transform(f.read())
+            extra = [(b"etag", etag.encode()), (b"last-modified", last_modified.encode())]
+            await self._send_simple(send, status, body, ctype=ctype.encode(), extra=extra, head=head)
+            return
+
         if entry is None or wants_range:
             # A big file or a Range request: Starlette's FileResponse streams it and handles ranges.
             etag = entry.etag if entry is not None else weak_etag(st)
@@ -126,8 +138,6 @@ class StaticSite:
                 stat_result=st,
                 headers={"cache-control": "no-cache", "etag": etag, "last-modified": last_modified},
             )
-            if html_page and self.inject:
-                scope[INJECTED_SCOPE_KEY] = False  # let the middleware inject into the stream
             await response(scope, receive, _ensure_no_cache(send))
             return
 
@@ -135,8 +145,6 @@ class StaticSite:
         if headers and status == 200 and _not_modified(headers, entry.etag, entry.mtime):
             await self._send_not_modified(send, entry.etag.encode(), entry.last_modified.encode())
             return
-        if transform is not None:
-            scope[INJECTED_SCOPE_KEY] = True
         # A fresh list: middleware may edit the headers it is given, the cached ones must not change.
         await send({"type": "http.response.start", "status": status, "headers": list(entry.headers)})
         await send({"type": "http.response.body", "body": b"" if head else entry.body})
@@ -215,7 +223,6 @@ class StaticSite:
     async def _send_html(self, scope: Scope, send: Send, status: int, body: bytes, head: bool) -> None:
         if self.inject:
             body = inject_script(body)
-            scope[INJECTED_SCOPE_KEY] = True
         await self._send_simple(send, status, body, ctype=b"text/html; charset=utf-8", head=head)
 
     async def _send_simple(
