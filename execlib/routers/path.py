@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from wcmatch import fnmatch as wcfnmatch
 from wcmatch import glob as wcglob
 
 from ..errors import ConfigError
@@ -58,16 +60,33 @@ def _ignore_patterns(pattern: str) -> list[str]:
 
 
 class IgnoreMatcher:
-    """Matches relative POSIX paths against gitignore-like globs (see ``_ignore_patterns``)."""
+    """Matches relative POSIX paths against gitignore-like globs (see ``_ignore_patterns``).
+
+    Patterns without a slash (most of them, all the defaults) are tested against
+    each path component with one compiled alternation: this runs for every
+    folder a listener considers watching, so it has to be cheap.
+    """
 
     def __init__(self, patterns: Iterable[str]) -> None:
         self.patterns = tuple(patterns)
-        compiled = [p for pattern in self.patterns for p in _ignore_patterns(pattern)]
+        names: list[str] = []
+        anchored: list[str] = []
+        for pattern in self.patterns:
+            expanded = _ignore_patterns(pattern)
+            if expanded and expanded[0].startswith("**/"):
+                names.append(expanded[0][3:])
+            else:
+                anchored.extend(expanded)
+        name_flags = wcfnmatch.EXTMATCH | wcfnmatch.BRACE | wcfnmatch.DOTMATCH
+        regexes, _ = wcfnmatch.translate(names, flags=name_flags) if names else ([], [])
+        self._names = re.compile("|".join(f"(?:{r})" for r in regexes)) if regexes else None
         flags = wcglob.GLOBSTAR | wcglob.EXTGLOB | wcglob.BRACE | wcglob.DOTGLOB
-        self._matcher = wcglob.compile(compiled, flags=flags) if compiled else None
+        self._anchored = wcglob.compile(anchored, flags=flags) if anchored else None
 
     def __call__(self, name: str) -> bool:
-        return self._matcher is not None and bool(self._matcher.match(name))
+        if self._names is not None and any(self._names.match(part) for part in name.split("/")):
+            return True
+        return self._anchored is not None and bool(self._anchored.match(name))
 
 
 class GitIgnore:
