@@ -8,7 +8,6 @@ would show.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 from pathlib import Path
@@ -19,6 +18,7 @@ from execlib.server.filecache import FileCache
 from execlib.server.static import StaticSite
 
 from .conftest import write
+from .helpers import run_async
 
 
 def test_symlinks_created_after_a_first_request_are_refused(tmp_path: Path, serve, client: httpx.Client) -> None:
@@ -83,9 +83,9 @@ def test_html_page_headers_with_and_without_injection(tmp_path: Path) -> None:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
             return await c.get("/")
 
-    plain = asyncio.run(fetch(False))
+    plain = run_async(fetch(False))
     assert plain.headers["accept-ranges"] == "bytes" and "livereload.js" not in plain.text
-    injected = asyncio.run(fetch(True))
+    injected = run_async(fetch(True))
     assert injected.headers["accept-ranges"] == "none" and "livereload.js" in injected.text
     assert injected.headers["content-length"] == str(len(injected.content))
     assert injected.headers["etag"] != plain.headers["etag"]
