@@ -66,7 +66,7 @@ class Listener(ABC):
         self.stop_timeout = stop_timeout
         #: called with a ListenerDiedError once the restart budget is spent (set by the owner)
         self.on_fatal: Callable[[BaseException], None] | None = None
-        #: how many times the thread was restarted since start()
+        #: how many times the thread was restarted (and is watching again) since start()
         self.restarts = 0
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -168,6 +168,7 @@ class Listener(ABC):
                         return
                     try:
                         self._setup()
+                        self.restarts += 1  # counted once watching again, so a caller can wait on it
                     except Exception as setup_exc:
                         # a set-up that fails counts as one more death
                         if not self._restart_allowed(setup_exc):
@@ -186,7 +187,6 @@ class Listener(ABC):
             logger.error("%s", error, exc_info=exc)
             self._fatal(error)
             return False
-        self.restarts += 1
         logger.error(
             "%s listener thread died (%s: %s); restarting it (%d of %d allowed)",
             self.backend,
