@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import queue
 import re
-import selectors
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -29,16 +30,38 @@ def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: floa
 
 
 def read_line(proc: subprocess.Popen[str], timeout: float = 15.0, stream: str = "stdout") -> str:
-    """Read one line from a child's pipe, failing after ``timeout`` instead of hanging."""
-    pipe = getattr(proc, stream)
-    selector = selectors.DefaultSelector()
-    selector.register(pipe, selectors.EVENT_READ)
+    """Read one line from a child's pipe, failing after ``timeout`` instead of hanging.
+
+    A reader thread per pipe feeds a queue: ``select`` on the pipe alone would miss
+    lines already sitting in Python's buffer.
+    """
+    readers = proc.__dict__.setdefault("_line_queues", {})
+    lines = readers.get(stream)
+    if lines is None:
+        lines = readers[stream] = queue.Queue()
+        pipe = getattr(proc, stream)
+
+        def pump() -> None:
+            try:
+                for line in pipe:
+                    lines.put(line)
+            except (ValueError, OSError):
+                pass  # the pipe was closed by communicate(): the test has what it needs
+            lines.put("")  # end of stream
+
+        threading.Thread(target=pump, daemon=True).start()
     try:
-        if not selector.select(timeout):
-            raise AssertionError(f"no line on {stream} within {timeout} s")
-        return pipe.readline()
-    finally:
-        selector.close()
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        raise AssertionError(f"no line on {stream} within {timeout} s") from None
+
+
+def remaining_lines(proc: subprocess.Popen[str], timeout: float = 15.0) -> list[str]:
+    """Every further stdout line until the child closes it (use after it was told to exit)."""
+    collected = []
+    while line := read_line(proc, timeout):
+        collected.append(line)
+    return collected
 
 
 def execlib_cmd(*args: str) -> list[str]:
