@@ -97,9 +97,10 @@ class Lifecycle:
         """Prepare, serve in this thread until shutdown (signals end it gracefully), then release."""
         self.prepare(server)
         user_hook = server.pre_serve
+        test_children: list[subprocess.Popen[bytes]] = []
 
         def pre_serve(srv: Server) -> None:
-            _apply_test_hooks()
+            test_children.extend(_apply_test_hooks())
             if user_hook is not None:
                 user_hook(srv)
 
@@ -108,6 +109,9 @@ class Lifecycle:
             server.start()
         finally:
             self.release()
+            for child in test_children:
+                child.kill()
+                child.wait()
 
     def prepare(self, server: Server) -> None:
         """Claim the PID file, bind, write the port file. Raises AlreadyRunningError or PortInUseError."""
@@ -172,7 +176,7 @@ class Lifecycle:
         logger.info(
             "stopping execlib server pid %d (serving %s) to reclaim port %d", holder_pid, holder_root, server.port
         )
-        self._stop_other(holder_pid)
+        terminate(holder_pid, self.stop_timeout)
         deadline = time.monotonic() + 5.0
         while True:
             try:
@@ -183,12 +187,6 @@ class Lifecycle:
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(_POLL)
-
-    def _stop_other(self, pid: int) -> None:
-        try:
-            terminate(pid, self.stop_timeout)
-        except PermissionError:
-            raise ExeclibError(f"not allowed to stop execlib server pid {pid} (another user's process)") from None
 
     def release(self) -> None:
         """Remove our PID and port files (only if they are still ours). Safe to call twice."""
@@ -231,19 +229,19 @@ def precheck_port(host: str, port: int, *, replace: bool) -> None:
         check_port_holder(host, port, holder, replace=replace)
 
 
-def _apply_test_hooks() -> None:
-    """Test-only behaviour switched on by environment variables (documented in docs/lifecycle.rst)."""
+def _apply_test_hooks() -> list[subprocess.Popen[bytes]]:
+    """Test-only behaviour switched on by environment variables (documented in docs/lifecycle.rst).
+
+    Returns the child processes it started, which the caller ends when serving ends.
+    """
     if os.environ.get(ENV_TEST_IGNORE_SIGTERM) == "1" and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if os.environ.get(ENV_TEST_SPAWN_CHILD) == "1":
-        child = subprocess.Popen(
-            [sys.executable, "-c", "import time; time.sleep(600)"], stdin=subprocess.DEVNULL, close_fds=True
-        )
-        _TEST_CHILDREN.append(child)
-        print(f"execlib: test hook: child pid {child.pid}", file=sys.stderr, flush=True)
-
-
-_TEST_CHILDREN: list[Any] = []
+    if os.environ.get(ENV_TEST_SPAWN_CHILD) != "1":
+        return []
+    # stays in our process group, like a build command or a worker would
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], stdin=subprocess.DEVNULL)
+    print(f"execlib: test hook: child pid {child.pid}", file=sys.stderr, flush=True)
+    return [child]
 
 
 def _log_tail(log: Path, offset: int, lines: int = 20) -> str:

@@ -364,11 +364,15 @@ def _group_alive(pgid: int) -> bool:
 
 
 def _send(pid: int, sig: signal.Signals, group: bool) -> None:
-    with contextlib.suppress(ProcessLookupError):
+    try:
         if group:
             os.killpg(pid, sig)
         else:
             os.kill(pid, sig)
+    except ProcessLookupError:
+        pass  # already gone
+    except PermissionError:
+        raise ExeclibError(f"not allowed to signal pid {pid}: it belongs to another user") from None
 
 
 def _wait_gone(pid: int, group: bool, timeout: float) -> bool:

@@ -3,7 +3,9 @@ and terminate's SIGTERM -> SIGKILL escalation, on real processes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -166,6 +168,7 @@ def test_terminate_signals_the_whole_group_and_escalates(ignore_sigterm: bool) -
         assert group_members(leader.pid) == []
         assert not pid_alive(child)
     finally:
-        if leader.poll() is None:
-            os.killpg(leader.pid, 9)
+        # the whole group, even when the leader is already gone: a failed test must not leak the child
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(leader.pid, signal.SIGKILL)
         leader.wait(10)
