@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import threading
 from collections.abc import Callable, Iterable
 from types import TracebackType
 
 from .listener import Listener, ListenerDiedError
+from .runloop import close_loop, install_shutdown_signals
 
 logger = logging.getLogger("execlib.listener")
 
@@ -81,7 +81,7 @@ class ListenerServer:
                 return
             loop = self._loop_arg or asyncio.new_event_loop()
             self._loop = loop
-        restore_signals = self._install_signal_handlers()
+        restore_signals = install_shutdown_signals(self.handle_signals, self.shutdown)
         try:
             started: list[Listener] = []
             try:
@@ -105,7 +105,7 @@ class ListenerServer:
                 loop.run_until_complete(asyncio.to_thread(self._stop_listeners))
             finally:
                 restore_signals()
-                self._close_loop(loop)
+                close_loop(loop, owned=self._loop_arg is None)
                 self._ready.set()
                 self._finished.set()
         if self.fatal_error is not None:
@@ -181,29 +181,3 @@ class ListenerServer:
         logger.error("a file listener failed for good, shutting down: %s", error)
         self.fatal_error = error
         self.shutdown()
-
-    def _install_signal_handlers(self) -> Callable[[], None]:
-        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        previous = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda signum, frame: self.shutdown())
-
-        def restore() -> None:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-        return restore
-
-    def _close_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        try:
-            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
-        finally:
-            if self._loop_arg is None:
-                loop.close()

@@ -15,7 +15,6 @@ import contextlib
 import errno
 import logging
 import os
-import signal
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -25,6 +24,7 @@ from typing import Any
 import uvicorn
 
 from ..errors import BindError, ConfigError, ExeclibError, PortInUseError
+from ..runloop import close_loop, install_shutdown_signals, new_loop
 from .app import add_livereload_routes, build_api, build_asgi
 from .build import BuildTarget
 from .livereload import ReloadHub
@@ -229,7 +229,7 @@ class Server:
             except BaseException:
                 self._finished.set()
                 raise
-            loop = self._loop_arg or _new_loop()
+            loop = self._loop_arg or new_loop()
             self._loop = loop
             config = uvicorn.Config(
                 self.asgi,
@@ -244,7 +244,7 @@ class Server:
             )
             self._uvicorn = _Uvicorn(config, on_started=self._ready.set)
 
-        restore_signals = self._install_signal_handlers()
+        restore_signals = install_shutdown_signals(self.handle_signals, self.shutdown)
         try:
             if self.livereload or self.controller.build_target is not None:
                 self._own_listeners.append(
@@ -270,7 +270,7 @@ class Server:
         finally:
             self._stop_listeners()
             restore_signals()
-            self._close_loop(loop)
+            close_loop(loop, owned=self._loop_arg is None)
             self._close_socket()
             self._ready.set()
             self._finished.set()
@@ -393,32 +393,6 @@ class Server:
         self.fatal_error = error
         self.shutdown()
 
-    def _install_signal_handlers(self) -> Callable[[], None]:
-        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        previous = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda signum, frame: self.shutdown())
-
-        def restore() -> None:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-        return restore
-
-    def _close_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        try:
-            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
-        finally:
-            if self._loop_arg is None:
-                loop.close()
-
     def _close_socket(self) -> None:
         if self._socket is not None:
             self._socket.close()
@@ -427,11 +401,3 @@ class Server:
 
 def _set_should_exit(uv: uvicorn.Server) -> None:
     uv.should_exit = True
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
