@@ -210,3 +210,21 @@ def test_build_configuration_errors(project: dict[str, Path]) -> None:
         Server(project["site"], build="true")
     with pytest.raises(ConfigError, match="watch path not found"):
         Server(project["site"], watch=[project["src"] / "nope"], build="true")
+
+
+def test_start_in_thread_waits_for_a_slow_startup_build(project: dict[str, Path]) -> None:
+    gate = project["gate"]
+    server = Server(
+        project["site"], port=0, watch=[project["src"]], build=command(project, gate=True), build_on_start=True
+    )
+    opener = threading.Thread(
+        target=lambda: (wait_until(lambda: runs(project) == ["start"], 10), gate.write_text("open"))
+    )
+    opener.start()
+    try:
+        server.start_in_thread(timeout=0.5)  # the build itself is not counted against the timeout
+        assert runs(project) == ["start", "done"]
+    finally:
+        opener.join(10)
+        server.shutdown()
+        server.wait(10)

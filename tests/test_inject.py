@@ -81,3 +81,19 @@ def test_big_html_page_streamed_from_disk_is_injected(tmp_path: Path, serve, cli
     response = client.get(server.url + "big.html")
     assert response.text.endswith(TAG + "</body></html>")
     assert int(response.headers["content-length"]) == len(response.content)
+
+
+def test_routes_added_to_the_api_answer_at_their_own_paths(tmp_path: Path, client: httpx.Client) -> None:
+    from execlib import Server
+
+    write(tmp_path / "index.html", "<html><body>home</body></html>")
+    write(tmp_path / "api" / "status.json", '{"from": "file"}')
+    server = Server(tmp_path, port=0)
+
+    @server.app.get("/api/status.json")
+    async def status() -> dict[str, str]:
+        return {"from": "route"}
+
+    with server:
+        assert client.get(server.url + "api/status.json").json() == {"from": "route"}
+        assert "home" in client.get(server.url).text  # everything else is still the folder

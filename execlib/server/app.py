@@ -48,25 +48,36 @@ def add_livereload_routes(api: FastAPI, hub: ReloadHub) -> None:
 
 
 class Dispatcher:
-    """Sends reserved paths (and lifespan) to the API app, everything else to the static site."""
+    """Sends reserved paths, the exact paths of routes added to the API app, and lifespan to the
+    API app; everything else to the static site."""
 
-    def __init__(self, api: ASGIApp, static: ASGIApp | None, api_paths: frozenset[str] = LIVERELOAD_PATHS):
+    def __init__(self, api: FastAPI, static: ASGIApp | None, api_app: ASGIApp | None = None) -> None:
         self.api = api
+        self.api_app = api_app or api  # the API app with its middleware
         self.static = static
-        self.api_paths = api_paths
+        self._route_count = -1
+        self._api_paths: frozenset[str] = LIVERELOAD_PATHS
+
+    def api_paths(self) -> frozenset[str]:
+        """Paths (without parameters) of the API's routes; recomputed when routes are added."""
+        routes = self.api.router.routes
+        if len(routes) != self._route_count:
+            self._route_count = len(routes)
+            self._api_paths = frozenset(path for route in routes if "{" not in (path := getattr(route, "path", "{")))
+        return self._api_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.static is None or scope["type"] == "lifespan":
-            await self.api(scope, receive, send)
+            await self.api_app(scope, receive, send)
             return
         path = scope["path"]
-        if path.startswith(RESERVED_PREFIX) or path in self.api_paths:
-            await self.api(scope, receive, send)
+        if path.startswith(RESERVED_PREFIX) or path in self.api_paths():
+            await self.api_app(scope, receive, send)
         else:
             await self.static(scope, receive, send)
 
 
-def build_asgi(api: ASGIApp, static: ASGIApp | None, *, inject: bool) -> ASGIApp:
+def build_asgi(api: FastAPI, static: ASGIApp | None, *, inject: bool) -> ASGIApp:
     """The whole app: access log outermost; the static site injects the client into its own HTML
     (into the cached bytes, once per edit), the middleware does it for the API's HTML responses."""
-    return AccessLogMiddleware(Dispatcher(InjectMiddleware(api) if inject else api, static))
+    return AccessLogMiddleware(Dispatcher(api, static, InjectMiddleware(api) if inject else api))

@@ -176,6 +176,7 @@ class Server:
         self._shutdown_requested = False
         self._started = False
         self._ready = threading.Event()
+        self._startup_built = threading.Event()
         self._finished = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_error: BaseException | None = None
@@ -191,6 +192,7 @@ class Server:
 
     @property
     def url(self) -> str:
+        """``http://host:port/`` of the bound socket (IPv6 hosts in brackets)."""
         host, port = self.bound_addr
         shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}/"
@@ -202,6 +204,7 @@ class Server:
 
     @property
     def is_running(self) -> bool:
+        """True from the moment requests are served until serving has ended."""
         return self._ready.is_set() and not self._finished.is_set()
 
     def bind(self) -> None:
@@ -263,11 +266,13 @@ class Server:
                 result = loop.run_until_complete(builder.run_once())
                 if not result.ok:
                     loop.run_until_complete(self.hub.show_error(result.summary, result.output))
+            self._startup_built.set()
             if self.pre_serve is not None:
                 self.pre_serve(self)
             if not self._shutdown_requested:
                 loop.run_until_complete(self._uvicorn.serve(sockets=[self._socket]))
         finally:
+            self._startup_built.set()
             self._stop_listeners()
             restore_signals()
             close_loop(loop, owned=self._loop_arg is None)
@@ -281,6 +286,8 @@ class Server:
         """Start in a background thread; return once requests are being served.
 
         Bind errors (PortInUseError) are raised here, in the caller's thread.
+        ``timeout`` bounds the start-up itself; a ``build_on_start`` build is
+        waited for on top of it (bounded by ``build_timeout``).
         """
         self.handle_signals = False
         self.bind()
@@ -291,9 +298,13 @@ class Server:
             except BaseException as exc:  # reported to the waiting caller
                 self._thread_error = exc
                 self._ready.set()
+            finally:
+                self._startup_built.set()  # never leave the caller waiting on a build that won't come
 
         self._thread = threading.Thread(target=run, name=f"execlib-server-{self._bound[1]}", daemon=True)
         self._thread.start()
+        if self.build_on_start and self.controller.build_target is not None:
+            self._startup_built.wait()  # set even when start() fails before or during the build
         if not self._ready.wait(timeout):
             self.shutdown()
             raise RuntimeError(f"the server did not start within {timeout} s")
