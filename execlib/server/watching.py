@@ -22,9 +22,10 @@ from .livereload import ReloadHub
 
 logger = logging.getLogger("execlib.livereload")
 
-# Short enough to keep a save-to-visible reload well under 60 ms, long enough that a
-# build or a checkout writing files back to back is one burst (one reload per page).
-LIVERELOAD_DEBOUNCE_MS = 20
+# The listener reports a file once it is closed (complete), so this only groups files written
+# back to back: a build's first few files land in one batch and BurstGate holds the rest.
+# The browser's own reload of a page takes ~35 ms; every ms here adds to it.
+LIVERELOAD_DEBOUNCE_MS = 8
 
 # A batch bigger than this, or one following another within BURST_QUIET_S, means a build or a
 # checkout is writing: wait for BURST_QUIET_S of quiet and reload once, instead of once per gap.
