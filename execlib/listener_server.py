@@ -15,15 +15,14 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from types import TracebackType
 
 from .listener import Listener, ListenerDiedError
-from .runloop import close_loop, install_shutdown_signals
+from .runloop import BlockingService, close_loop, install_shutdown_signals
 
 logger = logging.getLogger("execlib.listener")
 
 
-class ListenerServer:
+class ListenerServer(BlockingService):
     """Runs ``managed_listeners`` until shut down; their async callbacks run on this server's loop.
 
     ``stop_timeout`` is passed to each listener's ``stop()`` (None: the
@@ -113,22 +112,7 @@ class ListenerServer:
 
     def start_in_thread(self, timeout: float = 10.0) -> ListenerServer:
         """Start in a background thread; return once the listeners are watching."""
-        self.handle_signals = False
-
-        def run() -> None:
-            try:
-                self.start()
-            except BaseException as exc:  # handed to the caller waiting below
-                self._thread_error = exc
-                self._ready.set()
-
-        self._thread = threading.Thread(target=run, name="execlib-listener-server", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            self.shutdown()
-            raise RuntimeError(f"the listeners did not start within {timeout} s")
-        if self._thread_error is not None:
-            raise self._thread_error
+        self._start_thread("execlib-listener-server", timeout, "the listeners")
         return self
 
     def shutdown(self) -> None:
@@ -141,22 +125,6 @@ class ListenerServer:
                 loop.call_soon_threadsafe(self._wake)
             except RuntimeError:
                 pass  # the loop is closed: serving is already over
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait until the server has stopped (and its thread, if started in one, has ended)."""
-        done = self._finished.wait(timeout)
-        if done and self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-        return done
-
-    def __enter__(self) -> ListenerServer:
-        return self.start_in_thread()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.shutdown()
-        self.wait(10)
 
     # -- internals ---------------------------------------------------------------------
 

@@ -9,6 +9,10 @@ import asyncio
 import signal
 import threading
 from collections.abc import Callable
+from types import TracebackType
+from typing import TypeVar
+
+_Service = TypeVar("_Service", bound="BlockingService")
 
 
 def new_loop() -> asyncio.AbstractEventLoop:
@@ -47,3 +51,71 @@ def close_loop(loop: asyncio.AbstractEventLoop, owned: bool) -> None:
     finally:
         if owned:
             loop.close()
+
+
+class BlockingService:
+    """``start_in_thread()``, ``wait()`` and the context manager, around a subclass's blocking
+    ``start()`` and thread-safe ``shutdown()``.
+
+    The subclass sets ``_ready`` once it serves (or gives up) and ``_finished``
+    when ``start()`` is over; ``_before_ready_wait()`` may block first for work
+    that the start-up timeout should not count (a first build).
+    """
+
+    handle_signals: bool
+    _ready: threading.Event
+    _finished: threading.Event
+    _thread: threading.Thread | None
+    _thread_error: BaseException | None
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def shutdown(self) -> None:
+        raise NotImplementedError
+
+    def _before_ready_wait(self) -> None:
+        """Called after the thread starts, before the start-up timeout begins."""
+
+    def _thread_ended(self) -> None:
+        """Called in the background thread once ``start()`` has returned or raised."""
+
+    def _start_thread(self, name: str, timeout: float, what: str) -> None:
+        self.handle_signals = False  # signals belong to the main thread
+
+        def run() -> None:
+            try:
+                self.start()
+            except BaseException as exc:  # handed to the caller waiting below
+                self._thread_error = exc
+                self._ready.set()
+            finally:
+                self._thread_ended()
+
+        self._thread = threading.Thread(target=run, name=name, daemon=True)
+        self._thread.start()
+        self._before_ready_wait()
+        if not self._ready.wait(timeout):
+            self.shutdown()
+            raise RuntimeError(f"{what} did not start within {timeout} s")
+        if self._thread_error is not None:
+            raise self._thread_error
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until serving has ended (and its thread, when started in one, has ended)."""
+        done = self._finished.wait(timeout)
+        if done and self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        return done
+
+    def start_in_thread(self: _Service, timeout: float = 10.0) -> _Service:
+        raise NotImplementedError
+
+    def __enter__(self: _Service) -> _Service:
+        return self.start_in_thread()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.shutdown()
+        self.wait(10)

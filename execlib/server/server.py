@@ -18,13 +18,12 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from types import TracebackType
 from typing import Any
 
 import uvicorn
 
 from ..errors import BindError, ConfigError, ExeclibError, PortInUseError
-from ..runloop import close_loop, install_shutdown_signals, new_loop
+from ..runloop import BlockingService, close_loop, install_shutdown_signals, new_loop
 from .app import add_livereload_routes, build_api, build_asgi
 from .build import BuildTarget
 from .livereload import ReloadHub
@@ -85,7 +84,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-class Server:
+class Server(BlockingService):
     """A development server for one folder, startable and stoppable from any thread.
 
     ``root`` is the folder to serve. ``port=0`` lets the OS pick a free port
@@ -289,28 +288,16 @@ class Server:
         ``timeout`` bounds the start-up itself; a ``build_on_start`` build is
         waited for on top of it (bounded by ``build_timeout``).
         """
-        self.handle_signals = False
         self.bind()
+        self._start_thread(f"execlib-server-{self.bound_addr[1]}", timeout, "the server")
+        return self
 
-        def run() -> None:
-            try:
-                self.start()
-            except BaseException as exc:  # reported to the waiting caller
-                self._thread_error = exc
-                self._ready.set()
-            finally:
-                self._startup_built.set()  # never leave the caller waiting on a build that won't come
-
-        self._thread = threading.Thread(target=run, name=f"execlib-server-{self._bound[1]}", daemon=True)
-        self._thread.start()
+    def _before_ready_wait(self) -> None:
         if self.build_on_start and self.controller.build_target is not None:
             self._startup_built.wait()  # set even when start() fails before or during the build
-        if not self._ready.wait(timeout):
-            self.shutdown()
-            raise RuntimeError(f"the server did not start within {timeout} s")
-        if self._thread_error is not None:
-            raise self._thread_error
-        return self
+
+    def _thread_ended(self) -> None:
+        self._startup_built.set()  # never leave the caller waiting on a build that won't come
 
     def shutdown(self) -> None:
         """Stop serving: listeners first, then uvicorn. Safe from any thread, any number of times."""
@@ -323,22 +310,6 @@ class Server:
         if loop is not None and uv is not None:
             with contextlib.suppress(RuntimeError):  # loop already closed: serving is over
                 loop.call_soon_threadsafe(_set_should_exit, uv)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait until serving has ended (and joined its thread when started in one)."""
-        done = self._finished.wait(timeout)
-        if done and self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-        return done
-
-    def __enter__(self) -> Server:
-        return self.start_in_thread()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.shutdown()
-        self.wait(10)
 
     # -- internals ----------------------------------------------------------------
 
