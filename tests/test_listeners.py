@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -252,3 +253,19 @@ def test_restart_budget_spent_calls_on_fatal(tmp_path: Path, backend: str, monke
         wait_until(lambda: not listener.is_running)
     finally:
         listener.stop(2)
+
+
+def test_deleted_and_recreated_root_is_watched_again(tmp_path: Path, backend: str) -> None:
+    root = tmp_path / "site"
+    root.mkdir()
+    rec = Recorder()
+    router = PathRouter()
+    router.register(root, rec, debounce=0, delay=0, batch=True)
+    with router.get_listener(backend=backend):
+        (root / "a.txt").write_text("x")
+        rec.wait_for("a.txt")
+        shutil.rmtree(root)
+        rec.wait_for("a.txt", Action.DELETED)
+        root.mkdir()
+        (root / "b.txt").write_text("back")
+        rec.wait_for("b.txt", timeout=10)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -33,21 +32,3 @@ def test_polling_mode_sees_changes(tmp_path: Path) -> None:
         rec.wait_for("sub/p.txt", Action.CREATED)
         (tmp_path / "sub" / "p.txt").unlink()
         rec.wait_for("sub/p.txt", Action.DELETED)
-
-
-def test_deleted_and_recreated_root_is_watched_again(tmp_path: Path) -> None:
-    root = tmp_path / "site"
-    root.mkdir()
-    rec = Recorder()
-    router = PathRouter()
-    router.register(root, rec, debounce=0, delay=0, batch=True)
-    with router.get_listener(backend="watchfiles"):
-        (root / "a.txt").write_text("x")
-        rec.wait_for("a.txt")
-        shutil.rmtree(root)
-        rec.wait_for("a.txt", Action.DELETED)
-        root.mkdir()
-        (root / "b.txt").write_text("back")
-        rec.wait_for("b.txt", timeout=10)
-        (root / "c.txt").write_text("again")
-        rec.wait_for("c.txt", timeout=10)
