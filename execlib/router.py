@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .event import Action, Event, FileEvent
+from .net_effect import net_effect
 
 if TYPE_CHECKING:
     from .listener import Listener
@@ -70,6 +71,7 @@ class Route:
     name: str
     is_async: bool
     options: dict[str, Any] = field(default_factory=dict)
+    net: bool = False  # batch routes: reduce each burst to its net effect on the tree
 
 
 class _Run:
@@ -170,13 +172,20 @@ class Router:
         actions: Iterable[Action | str] | None = None,
         batch: bool = False,
         name: str | None = None,
+        net: bool = False,
         **options: Any,
     ) -> Route:
         """Route events of ``endpoint`` accepted by ``pattern`` (a predicate; None: all) to ``callback``.
 
         ``debounce`` and ``delay`` are in milliseconds, ``callback_timeout`` in
         seconds. ``actions`` restricts the route to those kinds of change.
+        ``net=True`` (with ``batch=True``) hands the callback each burst's net
+        effect on the tree (see ``execlib.net_effect``): a temp-file-and-rename
+        save is one "modified", and a burst that changed nothing runs nothing.
+        ``actions`` then applies to the net events.
         """
+        if net and not batch:
+            raise ValueError("net=True needs batch=True: a net effect is a property of a whole burst")
         if debounce < 0 or delay < 0:
             raise ValueError("debounce and delay must be >= 0 milliseconds")
         if callback_timeout is not None and callback_timeout <= 0:
@@ -193,6 +202,7 @@ class Router:
             name=name or _callback_name(callback),
             is_async=_is_async(callback),
             options=options,
+            net=net,
         )
         with self._lock:
             self.routes.append(route)
@@ -219,7 +229,12 @@ class Router:
         """The event as the route's callback should see it, or None if the route does not take it."""
         if event.endpoint != route.endpoint:
             return None
-        if route.actions is not None and isinstance(event, FileEvent) and event.action not in route.actions:
+        if (
+            route.actions is not None
+            and not route.net
+            and isinstance(event, FileEvent)
+            and event.action not in route.actions
+        ):
             return None
         if route.pattern is not None and not route.pattern(event):
             return None
@@ -267,7 +282,8 @@ class Router:
         slot = self._slots.get((id(route), key))
         if slot is None:
             slot = self._slots[(id(route), key)] = _Slot(route, key)
-        dedup = (event.name, getattr(event, "action", None))
+        # A net route keeps every event in order: the net effect depends on the sequence.
+        dedup = next(self._seq) if route.net else (event.name, getattr(event, "action", None))
         slot.pending.pop(dedup, None)  # re-insert so the order is that of the last occurrence
         slot.pending[dedup] = event
         if slot.future is None:
@@ -343,6 +359,13 @@ class Router:
         events = list(slot.pending.values())
         future = slot.future or Future()
         slot.pending, slot.future, slot.settled = {}, None, False
+        if route.net:
+            events = _net_events(route, events)
+            if not events:  # the burst changed nothing (a temp file come and gone, say): no run
+                future.set_result(None)
+                if not slot.scheduled:
+                    self._slots.pop((id(route), slot.key), None)
+                return
         run = _Run(slot, events, future)
         slot.running = run
         arg: Any = events if route.batch else events[-1]
@@ -492,6 +515,13 @@ class Router:
         from .listeners import get_listener
 
         return get_listener(self, backend=backend, poll=poll, **options)
+
+
+def _net_events(route: Route, events: list[Event]) -> list[Event]:
+    net = net_effect(events)
+    if route.actions is None:
+        return net
+    return [e for e in net if not isinstance(e, FileEvent) or e.action in route.actions]
 
 
 def _describe(arg: Any) -> str:

@@ -18,19 +18,30 @@ from ..router import Callback, Route, Router
 
 logger = logging.getLogger("execlib.router")
 
-#: Ignored by every route, on top of its own ``ignore``: VCS and tool folders, editor swap and temp files.
+#: Ignored by every route, on top of its own ``ignore``: VCS and tool folders, and the backup, swap,
+#: lock and probe files editors write on the way to a save (vim, emacs, JetBrains IDEs, GNOME's GIO,
+#: Kate, LibreOffice, Chromium's File System Access). Temporary files with random names need no entry:
+#: a batch's net effect drops a file created and renamed away within it (see ``execlib.net_effect``).
 DEFAULT_IGNORES: tuple[str, ...] = (
     ".git/",
     ".hg/",
     "__pycache__/",
     "node_modules/",
     ".venv/",
+    ".*.sw[a-p]",
     "*.swp",
     "*.swx",
     "*~",
     ".#*",
+    "#*#",
     "4913",
     "*.tmp",
+    "*___jb_tmp___",
+    "*___jb_old___",
+    ".goutputstream-*",
+    "*.kate-swp",
+    ".~lock.*#",
+    "*.crswap",
     ".DS_Store",
 )
 
@@ -147,6 +158,7 @@ class PathRouter(Router):
         batch: bool = False,
         gitignore: bool = False,
         name: str | None = None,
+        net: bool = False,
         **options: Any,
     ) -> Route:
         """Call ``func`` for changes below ``path`` whose relative name matches ``glob``.
@@ -157,8 +169,9 @@ class PathRouter(Router):
         ``DEFAULT_IGNORES``; ``gitignore=True`` also honours the folder's
         ``.gitignore`` files. ``debounce``/``delay`` are milliseconds,
         ``callback_timeout`` seconds; ``batch=True`` passes the whole burst as
-        a list. ``path`` may be a single file: the route then watches its folder
-        for that name only.
+        a list, and ``net=True`` with it passes the burst's net effect (a
+        temp-file-and-rename save arrives as one "modified"). ``path`` may be
+        a single file: the route then watches its folder for that name only.
         """
         endpoint = os.path.realpath(os.path.abspath(os.fspath(path)))
         if not os.path.exists(endpoint):
@@ -183,6 +196,7 @@ class PathRouter(Router):
             actions=actions,
             batch=batch,
             name=name,
+            net=net,
             **options,
         )
         route.options["ignored"] = ignored
@@ -193,7 +207,7 @@ class PathRouter(Router):
         """Rebase the event onto the route's folder, then apply actions, ignores and the glob."""
         if not isinstance(event, FileEvent):
             return None
-        if route.actions is not None and event.action not in route.actions:
+        if route.actions is not None and not route.net and event.action not in route.actions:
             return None
         if event.endpoint != route.endpoint:
             path = event.path

@@ -39,10 +39,17 @@ class CachedFile:
     transformed: bool = False
     # The headers of a full 200 response, encoded once per file version.
     headers: tuple[tuple[bytes, bytes], ...] = ()
+    # A hash of the file's own bytes (before any transform): tells a real edit from a rewrite.
+    digest: str = ""
 
 
 def stat_signature(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def content_digest(data: bytes) -> str:
+    """The hash that names a version of a file's bytes (ETags, unchanged-rewrite checks)."""
+    return hashlib.blake2b(data, digest_size=12).hexdigest()
 
 
 def http_date(timestamp: float) -> str:
@@ -90,6 +97,11 @@ class FileCache:
             return entry
         return self._load(path, st, signature, transform, content_type)
 
+    def digest_of(self, path: str) -> str | None:
+        """The content digest of ``path`` as last served, or None when it is not cached."""
+        entry = self._entries.get(path)
+        return entry.digest if entry is not None else None
+
     def invalidate(self, path: str | None = None) -> None:
         with self._lock:
             if path is None:
@@ -112,8 +124,9 @@ class FileCache:
         if len(raw) > self.max_file_size:
             return None
         body = transform(raw) if transform else raw
+        digest = content_digest(raw)
         # A content hash, not stat data: two edits in one timestamp tick still get distinct ETags.
-        etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+        etag = '"' + (content_digest(body) if transform else digest) + '"'
         last_modified = http_date(st.st_mtime)
         headers = (
             (b"content-type", content_type.encode("latin-1")),
@@ -134,6 +147,7 @@ class FileCache:
             content_type=content_type,
             transformed=transform is not None,
             headers=headers,
+            digest=digest,
         )
         with self._lock:
             old = self._entries.pop(path, None)

@@ -256,9 +256,15 @@ class ReloadHub:
 
     # -- changes ----------------------------------------------------------------------
 
-    async def changed(self, names: Iterable[str], external: bool = False) -> int:
-        """Tell pages about changed files (site-relative names); returns how many pages were told."""
+    async def changed(self, names: Iterable[str], external: bool = False, deleted: Iterable[str] = ()) -> int:
+        """Tell pages about changed files (site-relative names); returns how many pages were told.
+
+        ``deleted`` names those of ``names`` that no longer exist: a page that
+        used a deleted stylesheet, image or script reloads itself (naming its
+        own path), since there is nothing left to swap in.
+        """
         names = list(dict.fromkeys(n.replace(os.sep, "/").lstrip("/") for n in names))
+        gone = frozenset(n.replace(os.sep, "/").lstrip("/") for n in deleted)
         if not names and not external:
             return 0
         self.generation += 1
@@ -266,7 +272,7 @@ class ReloadHub:
         for page in list(self.pages):
             if not page.greeted:
                 continue
-            messages = self._messages_for(page, names, external)
+            messages = self._messages_for(page, names, external, gone)
             if not messages:
                 messages = [{"command": "execlib-generation", "execlibGeneration": self.generation}]
                 sends.append(self._send_many(page, messages, count=False))
@@ -276,9 +282,9 @@ class ReloadHub:
         results = await asyncio.gather(*sends)
         return sum(1 for r in results if r)
 
-    def _messages_for(self, page: Page, names: list[str], external: bool) -> list[dict]:
+    def _messages_for(self, page: Page, names: list[str], external: bool, gone: frozenset[str]) -> list[dict]:
         if external:
-            return [self._reload_message(page.url and urlsplit(page.url).path or "/")]
+            return [self._reload_message(_page_path(page))]
         live: list[dict] = []
         for name in names:
             ext = posixpath.splitext(name)[1].lower()
@@ -292,6 +298,8 @@ class ReloadHub:
             )
             if not touched:
                 continue
+            if name in gone and ext not in HTML_EXTENSIONS:
+                return [self._reload_message(_page_path(page))]  # nothing left to swap in: reload the page
             if ext in CSS_EXTENSIONS or ext in IMAGE_EXTENSIONS:
                 live.append(self._reload_message("/" + name))
             else:
@@ -346,6 +354,10 @@ class ReloadHub:
         except (WebSocketDisconnect, RuntimeError, ConnectionError):
             self.pages.discard(page)
         return False
+
+
+def _page_path(page: Page) -> str:
+    return (page.url and urlsplit(page.url).path) or "/"
 
 
 def _error_message(title: str, text: str) -> dict:

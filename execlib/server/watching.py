@@ -14,64 +14,25 @@ import asyncio
 import inspect
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from ..event import Action, Event, FileEvent
 from .build import BuildResult, BuildRunner, BuildTarget
+from .burst import ChangeGate
+from .filecache import content_digest
 from .livereload import ReloadHub
 
 logger = logging.getLogger("execlib.livereload")
 
-# The listener reports a file once it is closed (complete), so this only groups files written
-# back to back: a build's first few files land in one batch and BurstGate holds the rest.
-# The browser's own reload of a page takes ~35 ms; every ms here adds to it.
-LIVERELOAD_DEBOUNCE_MS = 8
-
-# A batch bigger than this, or one following another within BURST_QUIET_S, means a build or a
-# checkout is writing: wait for BURST_QUIET_S of quiet and reload once, instead of once per gap.
-# The quiet time stays under 0.3 s so hand edits 0.3 s apart each show; BURST_MAX_HOLD_S caps
-# how long a never-ending stream of changes can hold pages back.
-SMALL_BATCH = 3
-BURST_QUIET_S = 0.2
-BURST_MAX_HOLD_S = 2.0
+# Changes under --watch paths (build sources) are grouped by the router: a save is one build.
+SOURCES_DEBOUNCE_MS = 8
+# Files up to this size are hashed on a change, so a rewrite with the same bytes reloads nothing.
+DIGEST_MAX_BYTES = 4 << 20
+DIGEST_MEMO_ENTRIES = 8192
 
 ChangeHook = Callable[[list[Any]], object]
-
-
-class BurstGate:
-    """Passes a lone save straight through; holds the batches of a burst until it goes quiet."""
-
-    def __init__(
-        self, flush: Callable[[list[str]], Awaitable[object]], quiet: float = BURST_QUIET_S, small: int = SMALL_BATCH
-    ) -> None:
-        self.flush = flush
-        self.quiet = quiet
-        self.small = small
-        self.pending: dict[str, None] = {}
-        self.last_batch = float("-inf")
-        self.held_since = 0.0
-        self.timer: asyncio.TimerHandle | None = None
-
-    async def add(self, names: list[str]) -> None:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        in_burst = self.timer is not None or now - self.last_batch < self.quiet or len(names) > self.small
-        self.last_batch = now
-        if not in_burst:
-            await self.flush(names)
-            return
-        if self.timer is None:
-            self.held_since = now
-        else:
-            self.timer.cancel()
-        self.pending.update(dict.fromkeys(names))
-        wait = min(self.quiet, max(0.0, self.held_since + BURST_MAX_HOLD_S - now))
-        self.timer = loop.call_later(wait, self._fire, loop)
-
-    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.timer = None
-        names, self.pending = list(self.pending), {}
-        loop.create_task(self.flush(names))
 
 
 def site_relative(root: str, path: str) -> str | None:
@@ -94,8 +55,11 @@ class ReloadController:
         self.build_target = build
         self.build_timeout = build_timeout
         self.builder: BuildRunner | None = None
-        self.gate = BurstGate(self.hub.changed)
-        hub.changes_pending = lambda: self.gate.timer is not None
+        self.gate = ChangeGate(self._flush)
+        hub.changes_pending = lambda: self.gate.holding
+        #: the content digest a file had when last served (set by the Server from its file cache)
+        self.known_digest: Callable[[str], str | None] = lambda path: None
+        self._digests: OrderedDict[str, str] = OrderedDict()  # path -> digest when last flushed
 
     def ensure_builder(self) -> BuildRunner | None:
         """The build runner, created on the server's loop the first time it is needed."""
@@ -123,15 +87,60 @@ class ReloadController:
                 logger.exception("on_change hook %r failed", hook)
 
     async def site_changed(self, events: list[Any]) -> None:
-        await self.run_hooks(events)
+        """Raw events of the site (one listener read); the gate decides when they go out."""
         builder = self.builder
-        names = []
+        if builder is not None:
+            events = [e for e in events if not self._written_by_build(builder, e.path)]
+        self.gate.add(events)
+
+    async def _flush(self, events: list[Event]) -> None:
+        """A net batch from the gate: drop what did not really change, then tell the hooks and pages."""
+        if len(events) > 4:  # a burst: stat and hash off the loop
+            changes = await asyncio.to_thread(self._real_changes, events)
+        else:
+            changes = self._real_changes(events)
+        if not changes:
+            return
+        await self.run_hooks(changes)
+        deleted = [e.name for e in changes if e.action is Action.DELETED]
+        await self.hub.changed([e.name for e in changes], deleted=deleted)
+
+    def _real_changes(self, events: list[Event]) -> list[FileEvent]:
+        """The net events as the tree is now: gone files are deletions, same-bytes rewrites vanish."""
+        out: list[FileEvent] = []
         for event in events:
-            if builder is not None and self._written_by_build(builder, event.path):
+            if not isinstance(event, FileEvent):
                 continue
-            names.append(event.name)
-        if names:
-            await self.gate.add(names)
+            path = event.path
+            try:
+                st = os.stat(path)
+            except OSError:
+                st = None
+            if st is None:
+                self._digests.pop(path, None)
+                out.append(event if event.action is Action.DELETED else _as(event, Action.DELETED))
+                continue
+            if event.action is Action.DELETED:  # gone and back again since the events were read
+                event = _as(event, Action.MODIFIED)
+            if not event.is_dir and self._same_bytes(path, st):
+                logger.debug("livereload: %s rewritten with the same content; nothing to reload", event.name)
+                continue
+            out.append(event)
+        return out
+
+    def _same_bytes(self, path: str, st: os.stat_result) -> bool:
+        if st.st_size > DIGEST_MAX_BYTES:
+            return False
+        try:
+            with open(path, "rb") as f:
+                digest = content_digest(f.read(DIGEST_MAX_BYTES + 1))
+        except OSError:
+            return False
+        before = self._digests.pop(path, None) or self.known_digest(path)
+        self._digests[path] = digest
+        if len(self._digests) > DIGEST_MEMO_ENTRIES:
+            self._digests.popitem(last=False)
+        return before == digest
 
     async def sources_changed(self, events: list[Any]) -> None:
         await self.run_hooks(events)
@@ -156,23 +165,33 @@ def build_reload_listener(
     extra_watch: Sequence[str] = (),
     ignore: Sequence[str] = (),
     delay_ms: float = 0,
-    debounce_ms: float = LIVERELOAD_DEBOUNCE_MS,
     poll: bool = False,
     gitignore: bool = False,
 ) -> Any:
-    """A listener whose router sends each coalesced burst of changes to ``controller``."""
+    """A listener whose router sends the site's changes to ``controller``'s gate, and source changes to its build.
+
+    The site route has no debounce: the gate times the site's changes itself
+    (execlib.server.burst). Source routes get each save's net effect, so a
+    temp-file-and-rename save of a source is one build.
+    """
     from ..routers.path import PathRouter
 
     router = PathRouter()
-    common: dict[str, Any] = {"debounce": debounce_ms, "delay": delay_ms, "batch": True, "gitignore": gitignore}
-    router.register(controller.root, controller.site_changed, glob="**/*", ignore=tuple(ignore), **common)
+    common: dict[str, Any] = {"delay": delay_ms, "batch": True, "gitignore": gitignore}
+    router.register(controller.root, controller.site_changed, glob="**/*", ignore=tuple(ignore), debounce=0, **common)
     for path in extra_watch:
         own = tuple(ignore)
         inside = site_relative(path, controller.root) if os.path.isdir(path) else None
         if inside is not None:
             own += ("/" + inside + "/",) if inside not in ("", ".") else ()
-        router.register(path, controller.sources_changed, glob="**/*", ignore=own, **common)
+        router.register(
+            path, controller.sources_changed, glob="**/*", ignore=own, debounce=SOURCES_DEBOUNCE_MS, net=True, **common
+        )
     return router.get_listener(poll=poll)
+
+
+def _as(event: FileEvent, action: Action) -> FileEvent:
+    return FileEvent(event.endpoint, event.name, action, event.is_dir)
 
 
 def run_on_loop(loop: asyncio.AbstractEventLoop | None, coroutine: Awaitable[Any], timeout: float = 10.0) -> Any:

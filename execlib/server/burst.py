@@ -1,0 +1,182 @@
+"""ChangeGate: decides when the site's file changes go out to the pages.
+
+The live-reload route reaches the gate with no router debounce, one call per
+read of the listener, so the gate sees the real rhythm of the writes:
+
+- **settle**: a *group* of events ends after ``SETTLE_S`` without another.
+  Most tools finish a save (write a temp file, rename it over the target; or
+  move the target to a backup and write a new file) within a millisecond, so
+  a save is one group however it was written.
+- **lone save**: a group that is short (``LONE_SPAN_S``), made of few events
+  (``LONE_EVENTS``), names few files once reduced to its net effect
+  (``SMALL_BATCH``) and does not follow the last flush within
+  ``BURST_QUIET_S`` goes out at once. When its net effect deletes a file the
+  gate first waits up to ``REPLACE_WAIT_S`` for the file to come back: a
+  writer that moves the target away before writing the new one (vim, emacs)
+  may pause in between (fsync), and a page must not reload onto a 404.
+- **burst**: anything else (a build, a checkout, a formatter, a stream of
+  saves) is held until ``BURST_QUIET_S`` passes with no event at all, and
+  flushed at least every ``BURST_MAX_HOLD_S`` meanwhile, showing the state so
+  far; the last flush always shows the final state.
+
+Each flush is the net effect of everything held (``execlib.net_effect``).
+Everything here runs on the server's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+from ..event import Action, Event, FileEvent
+from ..net_effect import net_effect
+
+logger = logging.getLogger("execlib.livereload")
+
+# A group ends after this much silence. Every ms here adds to every reload; 3 ms still keeps a
+# writer's choreography (microseconds apart) and a tight loop of saves (sub-ms apart) together.
+SETTLE_S = 0.003
+# How long a group that deletes a file waits for it to come back (a backup-then-write save).
+REPLACE_WAIT_S = 0.05
+# Largest lone save: what a single save of a few files looks like once ignores have dropped the
+# editor's backup and swap files.
+LONE_SPAN_S = 0.1
+LONE_EVENTS = 16
+SMALL_BATCH = 3
+# The quiet that ends a burst stays under 0.3 s so hand edits 0.3 s apart each show;
+# BURST_MAX_HOLD_S caps how long a never-ending stream of changes can hold pages back.
+BURST_QUIET_S = 0.2
+BURST_MAX_HOLD_S = 2.0
+
+Flush = Callable[[list[Event]], Awaitable[object]]
+
+
+class ChangeGate:
+    """Groups raw file events into flushes: a lone save at once, a burst once it goes quiet."""
+
+    def __init__(
+        self,
+        flush: Flush,
+        *,
+        settle: float = SETTLE_S,
+        replace_wait: float = REPLACE_WAIT_S,
+        quiet: float = BURST_QUIET_S,
+        max_hold: float = BURST_MAX_HOLD_S,
+    ) -> None:
+        self.flush = flush
+        self.settle = settle
+        self.replace_wait = replace_wait
+        self.quiet = quiet
+        self.max_hold = max_hold
+        self.pending: list[Event] = []
+        self.first_at = 0.0  # when the pending group began
+        self.last_at = 0.0  # when the latest event arrived
+        self.last_flush = float("-inf")
+        self.burst_since: float | None = None  # start of the burst (or of its current hold)
+        self.timer: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Lock | None = None  # flushes go out in order, one at a time
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def holding(self) -> bool:
+        """Whether changes are waiting to go out (a page reloading now would be reloaded again)."""
+        return bool(self.pending) or self.burst_since is not None
+
+    def add(self, events: Iterable[Event]) -> None:
+        """Take the events of one listener read (on the loop)."""
+        events = list(events)
+        if not events:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if not self.pending:
+            self.first_at = now
+        self.pending.extend(events)
+        self.last_at = now
+        if self.burst_since is None and now - self.last_flush < self.quiet:
+            self.burst_since = self.first_at  # hot on the heels of the last flush: a burst
+        self._arm(loop)
+
+    # -- timing ---------------------------------------------------------------------------
+
+    def _due(self) -> float:
+        if self.burst_since is not None:
+            return min(self.last_at + self.quiet, self.burst_since + self.max_hold)
+        return self.last_at + self.settle
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, at: float | None = None) -> None:
+        due = self._due() if at is None else at
+        if self.timer is not None:
+            if self.timer.when() <= due:
+                return  # fires sooner and looks again then
+            self.timer.cancel()
+        self.timer = loop.call_at(due, self._fire, loop)
+
+    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.timer = None
+        now = loop.time()
+        if self.burst_since is None:
+            self._group_settled(loop, now)
+            return
+        if now >= self.last_at + self.quiet:
+            self.burst_since = None  # the burst is over: show the final state
+            self._flush(loop, now)
+        elif now >= self.burst_since + self.max_hold:
+            self.burst_since = now  # still going: show the state so far, keep holding
+            self._flush(loop, now)
+            self._arm(loop)
+        else:
+            self._arm(loop)
+
+    def _group_settled(self, loop: asyncio.AbstractEventLoop, now: float) -> None:
+        if not self.pending:
+            return
+        if now < self.last_at + self.settle:
+            self._arm(loop)
+            return
+        net = net_effect(self.pending)
+        lone = (
+            len(self.pending) <= LONE_EVENTS and self.last_at - self.first_at <= LONE_SPAN_S and len(net) <= SMALL_BATCH
+        )
+        if not lone:
+            self.burst_since = self.first_at
+            self._arm(loop)
+            return
+        removes = any(isinstance(e, FileEvent) and e.action is Action.DELETED for e in net)
+        if removes and now < self.last_at + self.replace_wait:
+            self._arm(loop, self.last_at + self.replace_wait)
+            return
+        self._flush(loop, now, net)
+
+    # -- flushing -------------------------------------------------------------------------
+
+    def _flush(self, loop: asyncio.AbstractEventLoop, now: float, net: list[Event] | None = None) -> None:
+        if net is None:
+            net = net_effect(self.pending)
+        self.pending = []
+        self.last_flush = now
+        if not net:
+            return
+        task = loop.create_task(self._send(net))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, net: list[Event]) -> None:
+        loop = asyncio.get_running_loop()
+        if self._flushing is None or self._lock_loop is not loop:  # a Server can be started again
+            self._flushing, self._lock_loop = asyncio.Lock(), loop
+        async with self._flushing:
+            try:
+                await self.flush(net)
+            except Exception:
+                logger.exception("live reload: sending %d change(s) failed", len(net))
+
+    def close(self) -> None:
+        """Drop held changes and the timer (the server is stopping)."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.pending = []
+        self.burst_since = None
