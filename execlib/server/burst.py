@@ -10,10 +10,13 @@ read of the listener, so the gate sees the real rhythm of the writes:
 - **lone save**: a group that is short (``LONE_SPAN_S``), made of few events
   (``LONE_EVENTS``), names few files once reduced to its net effect
   (``SMALL_BATCH``) and does not follow the last flush within
-  ``BURST_QUIET_S`` goes out at once. When its net effect deletes a file the
-  gate first waits up to ``REPLACE_WAIT_S`` for the file to come back: a
-  writer that moves the target away before writing the new one (vim, emacs)
-  may pause in between (fsync), and a page must not reload onto a 404.
+  ``BURST_QUIET_S`` goes out at once, provided each file in it was written
+  once (a file written twice is a tool writing in a loop). When the disk
+  disagrees with the group's net effect (a file it deletes, or a file it
+  creates that is gone again) the rest of the save is still on its way: the
+  gate waits up to ``REPLACE_WAIT_S`` for it. A writer that moves the target
+  away before writing the new one (vim, emacs) may pause in between (fsync),
+  and a page must not reload onto a 404.
 - **burst**: anything else (a build, a checkout, a formatter, a stream of
   saves) is held until ``BURST_QUIET_S`` passes with no event at all, and
   flushed at least every ``BURST_MAX_HOLD_S`` meanwhile, showing the state so
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable, Iterable
 
 from ..event import Action, Event, FileEvent
@@ -50,6 +54,21 @@ BURST_QUIET_S = 0.2
 BURST_MAX_HOLD_S = 2.0
 
 Flush = Callable[[list[Event]], Awaitable[object]]
+
+_CONTENT = frozenset({Action.CREATED, Action.MODIFIED, Action.MOVED_TO})
+
+
+def _disk_agrees(net: list[Event]) -> bool:
+    """Whether the tree looks as the events say: no file reported gone, none reported there but missing.
+
+    A deletion never agrees: the target of a backup-then-write save is briefly gone (vim, emacs).
+    """
+    for event in net:
+        if not isinstance(event, FileEvent):
+            continue
+        if event.action is Action.DELETED or not os.path.lexists(event.path):
+            return False
+    return True
 
 
 class ChangeGate:
@@ -137,18 +156,28 @@ class ChangeGate:
             self._arm(loop)
             return
         net = net_effect(self.pending)
-        lone = (
-            len(self.pending) <= LONE_EVENTS and self.last_at - self.first_at <= LONE_SPAN_S and len(net) <= SMALL_BATCH
-        )
-        if not lone:
+        if not self._looks_lone(net):
             self.burst_since = self.first_at
             self._arm(loop)
             return
-        removes = any(isinstance(e, FileEvent) and e.action is Action.DELETED for e in net)
-        if removes and now < self.last_at + self.replace_wait:
+        if now < self.last_at + self.replace_wait and not _disk_agrees(net):
+            # Part of the save is still on its way (the listener or this loop was slow) or the file is
+            # between a move to a backup and its new version: wait for the rest, within limits.
             self._arm(loop, self.last_at + self.replace_wait)
             return
         self._flush(loop, now, net)
+
+    def _looks_lone(self, net: list[Event]) -> bool:
+        """Whether the settled group looks like one save: short, small, and each file written once."""
+        if len(self.pending) > LONE_EVENTS or self.last_at - self.first_at > LONE_SPAN_S or len(net) > SMALL_BATCH:
+            return False
+        written: set[str] = set()
+        for event in self.pending:
+            if isinstance(event, FileEvent) and event.action in _CONTENT:
+                if event.name in written:
+                    return False  # the same file written twice: a tool writing in a loop, not a save
+                written.add(event.name)
+        return True
 
     # -- flushing -------------------------------------------------------------------------
 
