@@ -12,7 +12,7 @@ import os
 from importlib.resources import files
 
 from fastapi import FastAPI, WebSocket
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .accesslog import AccessLogMiddleware
@@ -28,8 +28,9 @@ def build_api(root: str) -> FastAPI:
     api = FastAPI(title="execlib", docs_url=None, redoc_url=None, openapi_url=None)
 
     @api.get(RESERVED_PREFIX + "health")
-    async def health() -> dict[str, object]:
-        return {"status": "ok", "root": root, "pid": os.getpid(), "server": "execlib"}
+    async def health() -> JSONResponse:
+        body = {"status": "ok", "root": root, "pid": os.getpid(), "server": "execlib"}
+        return JSONResponse(body, headers={"cache-control": "no-cache"})
 
     return api
 

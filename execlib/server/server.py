@@ -34,21 +34,26 @@ logger = logging.getLogger("execlib.server")
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
+# Seconds after the graceful timeout at which uvicorn cancels requests that a dropped connection did not end.
+_CANCEL_BACKSTOP = 0.5
+
 
 class ListenerFailedError(ExeclibError):
     """A managed listener died for good; the server shut down rather than run without watching."""
 
 
 class _Uvicorn(uvicorn.Server):
-    """uvicorn's Server with our readiness hook and without its signal capture.
+    """uvicorn's Server with our readiness hook, without its signal capture, and with a shutdown
+    that ends what outlives the graceful timeout as a client disconnect.
 
     uvicorn re-raises captured signals after serving, which would turn a clean
     Ctrl-C into KeyboardInterrupt; ``Server.start`` installs its own handlers.
     """
 
-    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None], drop_after: float) -> None:
         super().__init__(config)
         self._on_started = on_started
+        self._drop_after = drop_after
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -57,6 +62,29 @@ class _Uvicorn(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         self._on_started()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's graceful shutdown, but connections still open after ``drop_after`` seconds
+        are dropped rather than their requests cancelled.
+
+        uvicorn cancels the requests still running when its graceful timeout ends, and logs each
+        CancelledError with a traceback ("Exception in ASGI application"): what every large
+        download to a slow client got on Ctrl-C. Aborting the connection first makes the request
+        see a client disconnect instead, and it ends normally (Starlette's FileResponse stops
+        streaming on ``http.disconnect``). uvicorn's own timeout, set a little later, stays as the
+        backstop for a request that ignores the disconnect.
+        """
+        timer = asyncio.get_running_loop().call_later(self._drop_after, self._drop_connections)
+        try:
+            await super().shutdown(sockets=sockets)
+        finally:
+            timer.cancel()
+
+    def _drop_connections(self) -> None:
+        for connection in list(self.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.abort()  # not close(): that would wait to flush to a client that reads slowly
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -183,16 +211,24 @@ class Server(BlockingService):
     # -- addresses ----------------------------------------------------------------
 
     @property
-    def bound_addr(self) -> tuple[str, int]:
-        """(host, port) actually bound; the OS's choice when port was 0."""
-        if self._bound is None:
-            raise RuntimeError("the server is not bound yet; call start() or start_in_thread() first")
+    def bound_addr(self) -> tuple[str, int] | None:
+        """The actual (host, port) the server bound to, or None if not yet started.
+
+        The port is the OS's choice when ``port`` was 0. Set by ``bind()``, ``start()`` or
+        ``start_in_thread()``, and kept after shutdown.
+        """
         return self._bound
 
     @property
     def url(self) -> str:
-        """``http://host:port/`` of the bound socket (IPv6 hosts in brackets)."""
-        host, port = self.bound_addr
+        """``http://host:port/`` of the bound socket (IPv6 hosts in brackets).
+
+        Raises RuntimeError before the socket is bound.
+        """
+        bound = self._bound
+        if bound is None:
+            raise RuntimeError("the server is not bound yet; call bind(), start() or start_in_thread() first")
+        host, port = bound
         shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}/"
 
@@ -240,11 +276,13 @@ class Server(BlockingService):
                 lifespan="on",
                 ws="websockets-sansio",
                 ws_max_size=1 << 20,
-                timeout_graceful_shutdown=self.graceful_timeout,
+                # connections still open after graceful_timeout are dropped (see _Uvicorn.shutdown);
+                # uvicorn's cancelling of what still runs then is only the backstop
+                timeout_graceful_shutdown=self.graceful_timeout + _CANCEL_BACKSTOP,
                 server_header=False,
                 proxy_headers=False,  # a dev server is not behind a proxy; skip the per-request check
             )
-            self._uvicorn = _Uvicorn(config, on_started=self._ready.set)
+            self._uvicorn = _Uvicorn(config, on_started=self._ready.set, drop_after=self.graceful_timeout)
 
         restore_signals = install_shutdown_signals(self.handle_signals, self.shutdown)
         try:
@@ -289,7 +327,8 @@ class Server(BlockingService):
         waited for on top of it (bounded by ``build_timeout``).
         """
         self.bind()
-        self._start_thread(f"execlib-server-{self.bound_addr[1]}", timeout, "the server")
+        port = self._bound[1] if self._bound is not None else self.port
+        self._start_thread(f"execlib-server-{port}", timeout, "the server")
         return self
 
     def _before_ready_wait(self) -> None:
