@@ -184,6 +184,12 @@ class ChangeGate:
     def _flush(self, loop: asyncio.AbstractEventLoop, now: float, net: list[Event] | None = None) -> None:
         if net is None:
             net = net_effect(self.pending)
+        logger.debug(
+            "live reload: flushing %d event(s) as %d change(s)%s",
+            len(self.pending),
+            len(net),
+            " (burst continues)" if self.burst_since is not None else "",
+        )
         self.pending = []
         self.last_flush = now
         if not net:

@@ -6,10 +6,13 @@ import struct
 import zlib
 from pathlib import Path
 
+import pytest
+
 from execlib import Server
 
 from ..conftest import write
 from ..helpers import wait_until
+from ..save_patterns import dot_temp_rename, in_place, random_temp_rename
 from .pages import connected, loads, open_page, page_html, settled, wait_reported, write_page
 
 BOX_WATCH = """
@@ -56,7 +59,8 @@ def test_html_edit_shows_new_content(tmp_path: Path, serve, context) -> None:
     assert loads(page) == 2
 
 
-def test_css_edit_swaps_the_sheet_without_reloading(tmp_path: Path, serve, context) -> None:
+@pytest.mark.parametrize("save", [in_place, random_temp_rename, dot_temp_rename], ids=lambda f: f.__name__)
+def test_css_edit_swaps_the_sheet_without_reloading(tmp_path: Path, serve, context, save) -> None:
     site = tmp_path / "site"
     write(site / "style.css", "#box { color: rgb(255, 0, 0); }")
     write_page(
@@ -65,7 +69,7 @@ def test_css_edit_swaps_the_sheet_without_reloading(tmp_path: Path, serve, conte
     server = serve(site)
     page = open_page(context, server.url)
     wait_reported(server, 1)
-    write(site / "style.css", "#box { color: rgb(0, 0, 255); }")
+    save(site / "style.css", "#box { color: rgb(0, 0, 255); }")
     page.wait_for_function("getComputedStyle(document.getElementById('box')).color === 'rgb(0, 0, 255)'")
     assert page.evaluate("window.marker") == 42  # same document: no navigation happened
     assert loads(page) == 1

@@ -13,6 +13,7 @@ import pytest
 
 from ..conftest import write
 from ..helpers import wait_until
+from ..save_patterns import dot_temp_rename, in_place, random_temp_rename
 from .pages import loads, write_page
 
 STOCK = os.environ.get("EXECLIB_STOCK_LIVERELOAD_JS", "")
@@ -27,7 +28,8 @@ def stock_client() -> bytes:
     return Path(STOCK).read_bytes()
 
 
-def test_official_client_reloads_and_swaps_css(tmp_path: Path, serve, context, stock_client: bytes) -> None:
+@pytest.mark.parametrize("save", [in_place, random_temp_rename, dot_temp_rename], ids=lambda f: f.__name__)
+def test_official_client_reloads_and_swaps_css(tmp_path: Path, serve, context, stock_client: bytes, save) -> None:
     site = tmp_path / "site"
     write(site / "vendor" / "livereload.js", stock_client)
     write(site / "style.css", "#box { color: rgb(255, 0, 0); }")
@@ -43,7 +45,7 @@ def test_official_client_reloads_and_swaps_css(tmp_path: Path, serve, context, s
     # The official client completed the protocol 7 handshake and sent 'info' with its URL.
     wait_until(lambda: any(p.url and p.resources is None for p in server.hub.pages), 10, message="the handshake")
     page.evaluate("window.marker = 'kept'")
-    write(site / "style.css", "#box { color: rgb(0, 0, 255); }")
+    save(site / "style.css", "#box { color: rgb(0, 0, 255); }")
     page.wait_for_function("getComputedStyle(document.getElementById('box')).color === 'rgb(0, 0, 255)'")
     assert page.evaluate("window.marker") == "kept"  # swapped in place, no reload
     write_page(site / "index.html", "<p id='msg'>two</p><div id='box'>box</div>", head=head)
