@@ -1,6 +1,7 @@
 """``execlib watch PATH... -- COMMAND``: run a command once per coalesced change, never two at once.
 
-Each PATH gets a ``batch=True`` route on one ``PathRouter``; every route feeds
+Each PATH gets a ``batch=True, net=True`` route on one ``PathRouter`` (a burst's net
+effect: a temp-file-and-rename save is one change of its target); every route feeds
 one ``CommandRunner``, which runs COMMAND in its own process group (so Ctrl-C
 and shutdown stop the whole tree it starts) and, when changes arrive while
 COMMAND runs, runs it exactly once more afterwards with all of them.
@@ -148,6 +149,7 @@ def run_watch(args: argparse.Namespace) -> int:
             ignore=args.ignore or (),
             debounce=args.debounce,
             batch=True,
+            net=True,  # a temp-file-and-rename save is one change of the target, and runs COMMAND once
             gitignore=args.gitignore,
             name="execlib watch",
         )

@@ -158,3 +158,21 @@ def test_missing_command_is_one_line_error(tmp_path: Path) -> None:
     proc = subprocess.run(execlib_cmd("watch", str(tmp_path)), capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
     assert proc.stderr.startswith("execlib: error: no COMMAND given") and "Traceback" not in proc.stderr
+
+
+def test_a_temp_file_and_rename_save_is_one_run_naming_the_target(watch, tmp_path: Path) -> None:
+    log = tmp_path / "runs.log"
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "page.md").write_text("v1")
+    code = "import sys; open(sys.argv[1], 'a').write('run\\n')"
+    proc = watch(str(src), "--debounce", "20", "--", sys.executable, "-c", code, str(log))
+    temp = src / ".page.md.k3j9x"  # a random temp name, as sed -i and rsync use
+    temp.write_text("v2")
+    os.replace(temp, src / "page.md")
+    line = proc.next_with("changed:")
+    assert "page.md" in line and ".page.md.k3j9x" not in line, line
+    wait_until(lambda: len(lines(log)) == 1)
+    (src / "other.md").write_text("x")  # a later change: its run is the second, so nothing came between
+    assert "other.md" in proc.next_with("changed:")
+    wait_until(lambda: len(lines(log)) == 2)
