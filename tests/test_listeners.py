@@ -269,3 +269,93 @@ def test_deleted_and_recreated_root_is_watched_again(tmp_path: Path, backend: st
         root.mkdir()
         (root / "b.txt").write_text("back")
         rec.wait_for("b.txt", timeout=10)
+
+
+@pytest.mark.parametrize("comeback", ["rename", "mkdir"])
+def test_root_replaced_at_once_is_always_watched_again(tmp_path: Path, backend: str, comeback: str) -> None:
+    # rm -rf ROOT immediately followed by mv ROOT.new ROOT (or mkdir ROOT): the root is back before the
+    # listener has even read the deletion, so a race in noticing it shows within a few tries.
+    root = tmp_path / "site"
+    root.mkdir()
+    rec = Recorder()
+    router = PathRouter()
+    router.register(root, rec, debounce=0, delay=0, batch=True)
+    with router.get_listener(backend=backend):
+        for i in range(30):
+            new = tmp_path / "site.new"
+            if comeback == "rename":
+                new.mkdir()
+                (new / f"shipped{i}.txt").write_text("x")
+            shutil.rmtree(root)
+            if comeback == "rename":
+                os.rename(new, root)
+            else:
+                os.mkdir(root)
+            if comeback == "rename":
+                rec.wait_for(f"shipped{i}.txt", Action.CREATED, timeout=10)
+            (root / f"edit{i}.txt").write_text("later")
+            wait_until(lambda i=i: saw(rec, f"edit{i}.txt", *CREATED_ANY), timeout=10, message=f"edit{i}.txt")
+
+
+def repoint(link: Path, target: Path, how: str) -> None:
+    """Point symlink ``link`` at ``target`` the way deploys do: atomically (``ln -sfn``), or unlink and relink."""
+    if how == "replace":
+        temp = link.with_name(link.name + ".new")
+        os.symlink(target, temp)
+        os.replace(temp, link)
+    else:
+        os.unlink(link)
+        os.symlink(target, link)
+
+
+@pytest.mark.parametrize("how", ["replace", "relink"])
+def test_symlinked_root_follows_the_symlink_when_it_is_repointed(tmp_path: Path, backend: str, how: str) -> None:
+    v1, v2 = tmp_path / "releases" / "v1", tmp_path / "releases" / "v2"
+    for release in (v1, v2):
+        (release / "sub").mkdir(parents=True)
+        (release / "both.txt").write_text(release.name)
+    (v1 / "only1.txt").write_text("x")
+    (v2 / "sub" / "only2.txt").write_text("x")
+    current = tmp_path / "current"
+    os.symlink(v1, current)
+    rec = Recorder()
+    router = PathRouter()
+    router.register(current, rec, debounce=0, delay=0, batch=True)
+    with router.get_listener(backend=backend):
+        (v1 / "before.txt").write_text("x")
+        rec.wait_for("before.txt")
+        repoint(current, v2, how)
+        # from current's side, v1's files went and v2's came
+        rec.wait_for("sub/only2.txt", Action.CREATED)
+        rec.wait_for("only1.txt", Action.DELETED)
+        assert rec.has("both.txt", Action.CREATED)
+        (v1 / "stale.txt").write_text("an edit in the release no longer served")
+        (v2 / "fresh.txt").write_text("x")
+        rec.wait_for("fresh.txt")
+        (v2 / "sub" / "deep.txt").write_text("x")
+        rec.wait_for("sub/deep.txt")
+        assert not rec.has("stale.txt")
+        assert {e.endpoint for e in rec.events} == {str(current)}, "events keep the path as given"
+
+        repoint(current, v1, how)  # and back again
+        rec.wait_for("stale.txt", Action.CREATED)
+        (v1 / "again.txt").write_text("x")
+        rec.wait_for("again.txt")
+
+
+def test_root_below_a_symlinked_folder_follows_it(tmp_path: Path, backend: str) -> None:
+    # a deploy that serves current/public: the symlink is not the last part of the path
+    for release in ("v1", "v2"):
+        (tmp_path / release / "public").mkdir(parents=True)
+        (tmp_path / release / "public" / f"{release}.txt").write_text(release)
+    os.symlink(tmp_path / "v1", tmp_path / "current")
+    public = tmp_path / "current" / "public"
+    rec = Recorder()
+    router = PathRouter()
+    router.register(public, rec, debounce=0, delay=0, batch=True)
+    with router.get_listener(backend=backend):
+        repoint(tmp_path / "current", tmp_path / "v2", "replace")
+        rec.wait_for("v2.txt", Action.CREATED)
+        (tmp_path / "v2" / "public" / "new.txt").write_text("x")
+        rec.wait_for("new.txt")
+        assert {e.endpoint for e in rec.events} == {str(public)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,3 +142,63 @@ def test_watch_limit_hit_later_for_a_new_folder_also_falls_back(
         (root / "after.txt").write_text("x")
         rec.wait_for("after.txt")
     assert "fs.inotify.max_user_watches" in caplog.text
+
+
+def test_root_back_before_its_parent_is_watched_is_still_seen(
+    watched, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The root reappears in the window between noticing it is gone and watching its parent:
+    # inotify has no event to give for it, so only a second look after the watch is in place sees it.
+    root, rec, listener = watched
+    real_set_sentinels = listener._set_sentinels
+    comebacks: list[str] = []
+
+    def root_returns_first(name: str, entries: list[tuple[str, str]]) -> None:
+        if entries and not comebacks:
+            comebacks.append(name)
+            os.mkdir(root)
+            (root / "early.txt").write_text("written before the parent was watched")
+        real_set_sentinels(name, entries)
+
+    monkeypatch.setattr(listener, "_set_sentinels", root_returns_first)
+    shutil.rmtree(root)
+    rec.wait_for("early.txt", Action.CREATED)
+    assert comebacks == [str(root)]
+    (root / "later.txt").write_text("x")
+    rec.wait_for("later.txt", Action.CREATED)
+
+
+def test_other_names_in_the_parent_do_not_end_the_wait_for_the_root(watched, tmp_path: Path) -> None:
+    root, rec, listener = watched
+    (root / "a.txt").write_text("x")
+    rec.wait_for("a.txt")
+    shutil.rmtree(root)
+    rec.wait_for("a.txt", Action.DELETED)
+    wait_until(lambda: str(root) not in listener._real)
+    # busy siblings: files, folders, renames, a look-alike name
+    (tmp_path / "root.bak").mkdir()
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "notes.txt").rename(tmp_path / "notes2.txt")
+    (tmp_path / "root.bak").rename(tmp_path / "rootx")
+    (tmp_path / "rootx" / "f.txt").write_text("x")
+    root.mkdir()
+    (root / "b.txt").write_text("back")
+    rec.wait_for("b.txt", Action.CREATED)
+    assert not any("notes" in e.name or "rootx" in e.name for e in rec.events)
+
+
+def test_root_whose_ancestors_were_deleted_too_is_seen_when_rebuilt(tmp_path: Path) -> None:
+    root = tmp_path / "a" / "b" / "site"
+    root.mkdir(parents=True)
+    rec = Recorder()
+    router = PathRouter()
+    router.register(root, rec, debounce=0, delay=0, batch=True)
+    with router.get_listener(backend="inotify") as listener:
+        shutil.rmtree(tmp_path / "a")
+        wait_until(lambda: str(root) not in listener._real)
+        (tmp_path / "a" / "b").mkdir(parents=True)  # part of the way back: a deeper parent to wait in
+        (tmp_path / "a" / "b" / "other").mkdir()
+        root.mkdir()
+        (root / "c.txt").write_text("x")
+        rec.wait_for("c.txt", Action.CREATED)
+        assert all(e.endpoint == str(root) for e in rec.events)

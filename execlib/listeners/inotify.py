@@ -4,9 +4,17 @@ inotify watches one folder per watch descriptor, so this module keeps the
 map from descriptors to folders up to date: folders created or moved in are
 watched (and what they already hold is reported, since it may have been
 written before the watch existed); folders renamed within the tree keep
-their descriptors and are re-labelled; folders moved out are unwatched; a
-deleted watched root is watched for from its parent and set up again when
-it comes back.
+their descriptors and are re-labelled; folders moved out are unwatched.
+
+Roots are kept as given (``current``, a symlink, stays ``current``): each is
+watched at the real folder it names now, and the directory entries that
+could change what it names (the symlinks on its path; once deleted, its
+missing name) are watched in their parent folders. When one of them
+changes, or the root folder itself is deleted or moved, the root is looked
+up again: a new folder is watched and what it holds reported as created
+(and what the folder it used to name holds, as deleted). Entries are
+watched before the path is looked at, and looked at again once they are, so
+a root that comes back before we are ready for it is still seen.
 
 A file's change is reported when its writer closes it (IN_CLOSE_WRITE), not on
 every write(), so callbacks see whole files; a new regular file is reported
@@ -30,6 +38,7 @@ from inotify_simple import INotify
 from inotify_simple import flags as F
 
 from ..event import Action, FileEvent
+from ..fspath import trace
 from ..listener import Listener
 
 logger = logging.getLogger("execlib.listener")
@@ -47,8 +56,12 @@ WATCH_MASK = (
     | F.DONT_FOLLOW
     | F.EXCL_UNLINK
 )
-#: what we ask for on the parent of a deleted root, to see it come back
-PARENT_MASK = F.CREATE | F.MOVED_TO | F.ONLYDIR
+#: what we ask for on a folder holding an entry a root's path goes through (a symlink, or the
+#: name of a deleted root): that entry created, replaced or removed, and the folder itself going.
+#: A subset of WATCH_MASK, so a folder that is both keeps every event it needs.
+SENTINEL_MASK = F.CREATE | F.MOVED_TO | F.DELETE | F.MOVED_FROM | F.DELETE_SELF | F.MOVE_SELF | F.ONLYDIR
+#: how many times one lookup of a root is retried while its path keeps changing under us
+MAX_LOOKUPS = 100
 
 MAX_WATCHES_FILE = "/proc/sys/fs/inotify/max_user_watches"
 
@@ -97,9 +110,12 @@ class InotifyListener(Listener):
         super().__init__(router, **kwargs)
         self._inotify: INotify | None = None
         self._stop_r = self._stop_w = -1
-        self._dirs: dict[int, str] = {}  # watch descriptor -> absolute folder path
-        self._wds: dict[str, int] = {}  # absolute folder path -> watch descriptor
-        self._parents: dict[int, tuple[str, set[str]]] = {}  # parent watches of deleted roots
+        # Folders are named as under their root as given (current/sub, not releases/v1/sub).
+        self._dirs: dict[int, str] = {}  # watch descriptor -> folder
+        self._wds: dict[str, int] = {}  # folder -> watch descriptor
+        self._real: dict[str, str] = {}  # watched root -> the real folder watched for it
+        # watch descriptor -> (folder, entry name -> roots whose path goes through that entry)
+        self._sentinels: dict[int, tuple[str, dict[str, set[str]]]] = {}
         self._creating: set[str] = set()  # new files not yet closed by their writer
         self._roots: list[str] = []
         self._fallback: Listener | None = None
@@ -113,7 +129,7 @@ class InotifyListener(Listener):
         self._inotify = INotify()
         try:
             for root in self._roots:
-                self._add_tree(root, None)
+                self._follow(root, None)
         except WatchLimitError:
             self._fall_back()
         logger.debug("inotify watching %d folders", len(self._wds))
@@ -159,7 +175,8 @@ class InotifyListener(Listener):
         self._stop_r = self._stop_w = -1
         self._dirs.clear()
         self._wds.clear()
-        self._parents.clear()
+        self._real.clear()
+        self._sentinels.clear()
         self._creating.clear()
 
     def _fall_back(self) -> None:
@@ -173,7 +190,8 @@ class InotifyListener(Listener):
             self._inotify = None
         self._dirs.clear()
         self._wds.clear()
-        self._parents.clear()
+        self._real.clear()
+        self._sentinels.clear()
         fallback = WatchfilesListener(self.router)
         fallback._setup()
         self._fallback = fallback
@@ -185,7 +203,8 @@ class InotifyListener(Listener):
 
     # -- watches ------------------------------------------------------------------------------
 
-    def _watch(self, path: str) -> bool:
+    def _watch(self, path: str, label: str) -> bool:
+        """Watch folder ``path``, known from now on as ``label`` (its name under its root as given)."""
         assert self._inotify is not None
         try:
             wd = self._inotify.add_watch(path, WATCH_MASK)
@@ -199,27 +218,52 @@ class InotifyListener(Listener):
                 return False
             raise
         old = self._dirs.get(wd)
-        if old is not None and old != path:
+        if old is not None and old != label:
             self._wds.pop(old, None)
-        self._dirs[wd] = path
-        self._wds[path] = wd
+        self._dirs[wd] = label
+        self._wds[label] = wd
         return True
 
-    def _add_tree(self, top: str, out: list[FileEvent] | None) -> None:
-        """Watch ``top`` and the folders below it; with ``out``, report what they hold as CREATED."""
-        if not self.router.should_watch_dir(top) or not self._watch(top):
-            return
-        for folder, dirs, files in os.walk(top):
+    def _on_disk(self, label: str) -> str:
+        """The path to hand the OS for a folder known as ``label``: through the real folder its root names."""
+        for root, real in self._real.items():
+            if label == root:
+                return real
+            if label.startswith(root + os.sep):
+                return real + label[len(root) :]
+        return label
+
+    def _add_tree(self, top: str, out: list[FileEvent] | None) -> bool:
+        """Watch ``top`` and the folders below it; with ``out``, report what they hold as CREATED.
+
+        False when ``top`` itself could not be watched (gone already, or ignored).
+        """
+        real_top = self._on_disk(top)
+        if not self.router.should_watch_dir(top) or not self._watch(real_top, top):
+            return False
+        for folder, dirs, files in os.walk(real_top):
+            base = top + folder[len(real_top) :]
             kept = []
             for name in dirs:
-                path = os.path.join(folder, name)
-                if self.router.should_watch_dir(path) and self._watch(path):
+                label = os.path.join(base, name)
+                if self.router.should_watch_dir(label) and self._watch(os.path.join(folder, name), label):
                     kept.append(name)
                     if out is not None:
-                        out.append(self._event(path, Action.CREATED, True))
+                        out.append(self._event(label, Action.CREATED, True))
             dirs[:] = kept
             if out is not None:
-                out.extend(self._event(os.path.join(folder, name), Action.CREATED, False) for name in files)
+                out.extend(self._event(os.path.join(base, name), Action.CREATED, False) for name in files)
+        return True
+
+    def _tree_events(self, top: str, real_top: str, action: Action) -> list[FileEvent]:
+        """``action`` for every folder and file of ``real_top``, named as under ``top`` (nothing is watched)."""
+        events = []
+        for folder, dirs, files in os.walk(real_top):
+            base = top + folder[len(real_top) :]
+            dirs[:] = [d for d in dirs if self.router.should_watch_dir(os.path.join(base, d))]
+            events.extend(self._event(os.path.join(base, d), action, True) for d in dirs)
+            events.extend(self._event(os.path.join(base, f), action, False) for f in files)
+        return events
 
     def _drop_tree(self, top: str) -> None:
         """Forget the watches of ``top`` and everything below it (moved out of the tree)."""
@@ -227,6 +271,8 @@ class InotifyListener(Listener):
         for path in [p for p in self._wds if p == top or p.startswith(prefix)]:
             wd = self._wds.pop(path)
             self._dirs.pop(wd, None)
+            if wd in self._sentinels:
+                continue  # the same folder also holds an entry a root goes through: keep its watch
             try:
                 assert self._inotify is not None
                 self._inotify.rm_watch(wd)
@@ -243,38 +289,108 @@ class InotifyListener(Listener):
                 self._wds.pop(path, None)
                 self._wds[moved] = wd
 
-    def _root_gone(self, root: str) -> None:
-        self._drop_tree(root)
-        self._watch_parent(root)
+    # -- following roots --------------------------------------------------------------------
 
-    def _watch_parent(self, root: str) -> None:
-        """Watch the nearest existing ancestor of a vanished root, to notice it coming back."""
-        assert self._inotify is not None
-        parent = os.path.dirname(root)
-        while parent and not os.path.isdir(parent) and parent != os.path.dirname(parent):
-            parent = os.path.dirname(parent)
-        try:
-            wd = self._inotify.add_watch(parent, PARENT_MASK)
-        except OSError as exc:
-            logger.warning("%s is gone and its parent cannot be watched (%s); it will not be watched again", root, exc)
+    def _follow(self, root: str, out: list[FileEvent] | None, dead: bool = False) -> None:
+        """Watch the folder ``root`` names now and the entries that could change that.
+
+        ``dead``: the watched root folder itself was deleted or moved away.
+        With ``out``, a newly watched folder's contents are reported as CREATED.
+        """
+        if dead:
+            self._unwatch_root(root)
+        for _ in range(MAX_LOOKUPS):
+            real, entries = trace(root)
+            if real != self._real.get(root):
+                self._repoint(root, real, out)
+            self._set_sentinels(root, entries)
+            # What changed before those watches were in place sent us nothing: look once more, and
+            # only stop when nothing moved in between (a root gone again before we could watch it
+            # shows up here too).
+            if trace(root) == (real, entries):
+                return
+        logger.warning("%s keeps changing; watching it as it is now", root)
+
+    def _repoint(self, root: str, real: str | None, out: list[FileEvent] | None) -> None:
+        """``root`` now names ``real`` (None: nothing): move its watches there."""
+        old = self._real.get(root)
+        if old is not None:
+            # Still there, the old folder is no longer what root names: from root's side it is gone.
+            self._unwatch_root(root)
+            if out is not None and os.path.isdir(old):
+                out.extend(self._tree_events(root, old, Action.DELETED))
+        if real is None:
+            if out is not None:
+                logger.info("%s was removed; watching for it to come back", root)
+            else:
+                logger.info("%s does not exist; watching for it to appear", root)
             return
-        _, waiting = self._parents.setdefault(wd, (parent, set()))
-        waiting.add(root)
-        logger.info("%s was removed; watching for it to come back", root)
+        self._real[root] = real
+        if not self._add_tree(root, out):
+            del self._real[root]  # gone again already: the next lookup says so
+            return
+        if old is not None:
+            logger.info("%s now names %s; watching it instead of %s", root, real, old)
+        elif out is not None:
+            logger.info("%s is back; watching it again", root)
 
-    def _parent_event(self, wd: int, out: list[FileEvent]) -> None:
-        parent, waiting = self._parents.pop(wd)
+    def _unwatch_root(self, root: str) -> None:
+        self._drop_tree(root)
+        self._real.pop(root, None)
+        prefix = root + os.sep
+        self._creating = {p for p in self._creating if not p.startswith(prefix)}
+
+    def _set_sentinels(self, root: str, entries: list[tuple[str, str]]) -> None:
+        """Watch exactly ``entries`` (parent folder, name) on behalf of ``root``.
+
+        New watches first, obsolete ones after: a folder in both keeps its watch throughout.
+        """
         assert self._inotify is not None
+        for folder, name in entries:
+            try:
+                # MASK_ADD: when the folder is also watched as part of a tree, keep that watch's mask
+                wd = self._inotify.add_watch(folder, SENTINEL_MASK | F.MASK_ADD)
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise WatchLimitError(exc.errno, exc.strerror) from exc
+                if exc.errno not in (errno.ENOENT, errno.ENOTDIR):  # those: gone, the next lookup sees it
+                    logger.warning("cannot watch %s (%s): changes to %s there go unnoticed", folder, exc, root)
+                continue
+            _, names = self._sentinels.get(wd, (folder, {}))
+            self._sentinels[wd] = (folder, names)
+            names.setdefault(name, set()).add(root)
+        wanted = set(entries)
+        for wd, (folder, names) in list(self._sentinels.items()):
+            for name, roots in list(names.items()):
+                if root in roots and (folder, name) not in wanted:
+                    roots.discard(root)
+                    if not roots:
+                        del names[name]
+            if not names:
+                self._unsentinel(wd)
+
+    def _unsentinel(self, wd: int) -> None:
+        self._sentinels.pop(wd, None)
+        if wd in self._dirs:
+            return  # also a folder of a watched tree: that watch stays
         try:
+            assert self._inotify is not None
             self._inotify.rm_watch(wd)
         except OSError:
-            pass
-        for root in waiting:
-            if os.path.isdir(root):
-                logger.info("%s is back; watching it again", root)
-                self._add_tree(root, out)
-            else:
-                self._watch_parent(root)  # maybe a deeper ancestor exists now
+            pass  # the kernel already dropped it
+
+    def _sentinel_event(self, ev: Any, out: list[FileEvent]) -> None:
+        _, names = self._sentinels[ev.wd]
+        if ev.mask & (F.IGNORED | F.DELETE_SELF | F.MOVE_SELF):
+            # The folder itself went: every root going through it is looked up from scratch.
+            roots = set().union(*names.values())
+            self._unsentinel(ev.wd)
+        elif ev.name in names:
+            roots = set(names[ev.name])
+        else:
+            return  # another entry of that folder: nothing to do with our roots
+        for root in roots:
+            self._follow(root, out)
 
     # -- translating ----------------------------------------------------------------------------
 
@@ -293,19 +409,21 @@ class InotifyListener(Listener):
             if mask & F.Q_OVERFLOW:
                 logger.warning("inotify queue overflowed: some changes were missed; rescanning folders")
                 for root in self._roots:
-                    self._add_tree(root, None)
+                    self._follow(root, out)
+                    if root in self._real:
+                        self._add_tree(root, None)
                 continue
-            if ev.wd in self._parents:
-                if not mask & F.IGNORED:
-                    self._parent_event(ev.wd, out)
-                continue
+            if ev.wd in self._sentinels:
+                self._sentinel_event(ev, out)
+                if ev.wd not in self._dirs:
+                    continue
             base = self._dirs.get(ev.wd)
             if base is None:
                 continue  # a watch we already forgot
             if mask & (F.IGNORED | F.DELETE_SELF | F.MOVE_SELF):
                 if base in self._roots:
-                    if base in self._wds:
-                        self._root_gone(base)
+                    if self._wds.get(base) == ev.wd:
+                        self._follow(base, out, dead=True)
                 elif mask & F.IGNORED:
                     self._dirs.pop(ev.wd, None)
                     if self._wds.get(base) == ev.wd:

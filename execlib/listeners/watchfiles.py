@@ -11,12 +11,22 @@ an add) as an unordered set per group; we report deletions first, then
 creations, then modifications, and drop the "modified" notes notify emits for
 folders themselves. A new folder's contents are reported as created too, since
 files written into it before notify watched it produce no event.
+
+Roots are kept as given (a symlink ``current`` stays ``current``); notify
+watches the real folder each names, and after every wait we check that each
+root still names the same folder: the same real path and (st_dev, st_ino),
+and not reported deleted by notify (a folder recreated at once may get the
+freed inode number back). A root deleted and recreated between two checks,
+or a symlink re-pointed, has notify set up again on what the root names now
+and its contents reported as created (and, for a re-pointed symlink, what
+the old folder holds as deleted).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 from typing import Any
 
@@ -30,6 +40,18 @@ logger = logging.getLogger("execlib.listener")
 
 _ACTIONS = {Change.added: Action.CREATED, Change.modified: Action.MODIFIED, Change.deleted: Action.DELETED}
 _ORDER = {Action.DELETED: 0, Action.CREATED: 1, Action.MODIFIED: 2}
+
+#: what a root names: its real path and that folder's (st_dev, st_ino); None when it names no folder
+Identity = tuple[str, int, int] | None
+
+
+def identity(root: str) -> Identity:
+    real = os.path.realpath(root)
+    try:
+        st = os.stat(real)
+    except OSError:
+        return None
+    return (real, st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
 
 
 class WatchfilesListener(Listener):
@@ -53,15 +75,16 @@ class WatchfilesListener(Listener):
         self._notify: RustNotify | None = None
         self._stop_flag = threading.Event()
         self._roots: list[str] = []
-        self._missing: set[str] = set()
+        self._found: dict[str, Identity] = {}  # root -> what it named when notify was set up
         if poll:
             self.backend = "watchfiles-poll"
 
     def _setup(self) -> None:
         self._stop_flag.clear()
         self._roots = self.roots
-        present = [root for root in self._roots if os.path.isdir(root)]
-        self._missing = set(self._roots) - set(present)
+        # Identities first, watches second: a folder replaced in between is caught by the next check.
+        self._found = {root: identity(root) for root in self._roots}
+        present = [found[0] for found in self._found.values() if found is not None]
         self._notify = RustNotify(present, False, self.poll, self.poll_delay_ms, True, True) if present else None
 
     def _run(self) -> None:
@@ -75,11 +98,13 @@ class WatchfilesListener(Listener):
             raw = self._notify.watch(max(50, self.step_ms * 10), self.step_ms, 1000, self._stop_flag)
             if raw == "stop":
                 return
+            deleted: set[str] = set()
             if isinstance(raw, set):
                 events = self._translate(raw)
                 if events:
                     self.router.submit(events)
-            self._check_roots()
+                deleted = {path for change, path in raw if change == Change.deleted}
+            self._check_roots(deleted)
 
     def _wake(self) -> None:
         self._stop_flag.set()
@@ -89,32 +114,58 @@ class WatchfilesListener(Listener):
         if notify is not None:
             notify.close()
 
-    def _check_roots(self) -> None:
-        """Notice roots deleted (notify stops watching them) and recreated (watch them again)."""
-        gone = {root for root in self._roots if not os.path.isdir(root)}
-        back = self._missing - gone
-        if gone == self._missing:
+    def _check_roots(self, deleted: set[str] | frozenset[str] = frozenset()) -> None:
+        """Set notify up again when a root names another folder than it did: deleted, recreated, re-pointed.
+
+        ``deleted``: paths notify just reported deleted. A root folder among them is dead even if a
+        new one already stands in its place with the same inode number (ext4 hands a freed one out
+        again at once), so the identity check alone cannot be trusted for it.
+        """
+        dead = {root for root, found in self._found.items() if found is not None and found[0] in deleted}
+        if not dead and {root: identity(root) for root in self._roots} == self._found:
             return
+        before = self._found
         self._teardown()
         self._setup()
-        events = []
-        for root in back:
-            logger.info("%s is back; watching it again", root)
-            for folder, dirs, files in os.walk(root):
-                for name in dirs:
-                    events.append(self._event(os.path.join(folder, name), Action.CREATED, True))
-                events.extend(self._event(os.path.join(folder, name), Action.CREATED, False) for name in files)
+        events: list[FileEvent] = []
+        for root in self._roots:
+            old = None if root in dead else before.get(root)
+            new = self._found.get(root)
+            if old == new and root not in dead:
+                continue
+            if old is not None and (new is None or old[0] != new[0]) and os.path.isdir(old[0]):
+                # the folder is still there but root no longer names it: from root's side it is gone
+                events.extend(self._tree_events(root, old[0], Action.DELETED))
+            if new is None:
+                logger.info("%s was removed; watching for it to come back", root)
+                continue
+            if old is not None and old[0] != new[0]:
+                logger.info("%s now names %s; watching it instead of %s", root, new[0], old[0])
+            else:
+                logger.info("%s is back; watching it again", root)
+            events.extend(self._tree_events(root, new[0], Action.CREATED))
         if events:
             self.router.submit(events)
 
+    def _tree_events(self, root: str, real: str, action: Action) -> list[FileEvent]:
+        """``action`` for every folder and file in ``real``, named as under ``root``."""
+        events = []
+        for folder, dirs, files in os.walk(real):
+            base = root + folder[len(real) :]
+            dirs[:] = [d for d in dirs if self.router.should_watch_dir(os.path.join(base, d))]
+            events.extend(FileEvent(root, _relative(root, os.path.join(base, d)), action, True) for d in dirs)
+            events.extend(FileEvent(root, _relative(root, os.path.join(base, f)), action, False) for f in files)
+        return events
+
     def _event(self, path: str, action: Action, is_dir: bool) -> FileEvent:
-        best = ""
-        for root in self._roots:
-            if path.startswith(root + os.sep) and len(root) > len(best):
-                best = root
-        if not best:
+        """The event for ``path`` as notify reports it (under a real folder), named under its root as given."""
+        best_root, best_real = "", ""
+        for root, found in self._found.items():
+            if found is not None and path.startswith(found[0] + os.sep) and len(found[0]) > len(best_real):
+                best_root, best_real = root, found[0]
+        if not best_root:
             return FileEvent(path, "", action, is_dir)
-        return FileEvent(best, path[len(best) + 1 :].replace(os.sep, "/"), action, is_dir)
+        return FileEvent(best_root, path[len(best_real) + 1 :].replace(os.sep, "/"), action, is_dir)
 
     def _translate(self, raw: set[tuple[int, str]]) -> list[FileEvent]:
         events = []
@@ -131,3 +182,7 @@ class WatchfilesListener(Listener):
                     events.extend(self._event(os.path.join(folder, f), Action.CREATED, False) for f in files)
         events.sort(key=lambda e: (_ORDER[e.action], e.name))
         return events
+
+
+def _relative(root: str, path: str) -> str:
+    return path[len(root) + 1 :].replace(os.sep, "/")

@@ -14,6 +14,7 @@ from wcmatch import glob as wcglob
 
 from ..errors import ConfigError
 from ..event import Action, Event, FileEvent
+from ..fspath import given_path
 from ..router import Callback, Route, Router
 
 logger = logging.getLogger("execlib.router")
@@ -172,11 +173,16 @@ class PathRouter(Router):
         a list, and ``net=True`` with it passes the burst's net effect (a
         temp-file-and-rename save arrives as one "modified"). ``path`` may be
         a single file: the route then watches its folder for that name only.
+        A folder reached through a symlink keeps its given name in events, and
+        the listener follows the symlink when it is re-pointed.
         """
-        endpoint = os.path.realpath(os.path.abspath(os.fspath(path)))
+        # A folder is kept as given, symlinks and all: when ``current`` is re-pointed at another
+        # release the listener follows it. A single file is watched where it really lives.
+        endpoint = given_path(path)
         if not os.path.exists(endpoint):
             raise ConfigError(f"path not found: {os.fspath(path)}")
         if not os.path.isdir(endpoint):
+            endpoint = os.path.realpath(endpoint)
             glob = [wcglob.escape(os.path.basename(endpoint))]
             endpoint = os.path.dirname(endpoint)
         patterns = [glob] if isinstance(glob, str) else list(glob)
