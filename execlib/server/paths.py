@@ -12,6 +12,8 @@ import stat
 from enum import Enum
 from typing import NamedTuple
 
+from ..fspath import given_path
+
 # Encoded slashes, backslashes and NUL bytes never name a file under root.
 _HOSTILE_RAW = re.compile(rb"%2f|%5c|%00|\\", re.IGNORECASE)
 # How many URL -> filesystem mappings SiteResolver remembers; the memo is cleared when
@@ -74,18 +76,23 @@ class SiteResolver:
     for ``realpath``. Nothing about the file system is cached across requests
     (a symlink created after a first request is still refused); only the pure
     URL -> path mapping is memoised.
+
+    ``root`` is kept as given, symlinks and all, so every request goes through
+    it to the folder it names at that moment: a ``current`` symlink swapped to
+    a new release is served from at once, costing nothing when root is a plain folder.
     """
 
     def __init__(self, root: str | os.PathLike[str], follow_symlinks: bool = False) -> None:
-        self.root = os.path.realpath(root)
+        self.root = given_path(root)
         self.follow_symlinks = follow_symlinks
-        self._root_prefix = self.root.rstrip(os.sep) + os.sep
         # (path, raw_path) -> (filesystem path, the folders between root and it).
         self._memo: dict[tuple[str, bytes | None], tuple[str, tuple[str, ...]]] = {}
 
     def is_inside(self, fs_path: str) -> bool:
+        # root's own real path is looked up now: it may have been re-pointed since the last request
+        real_root = os.path.realpath(self.root)
         real = os.path.realpath(fs_path)
-        return real == self.root or real.startswith(self._root_prefix)
+        return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
     def fs_path(self, segments: list[str]) -> str:
         return os.path.join(self.root, *segments) if segments else self.root
@@ -134,7 +141,7 @@ class SiteResolver:
             if not path.endswith("/"):
                 return Target(Kind.REDIRECT, fs_path)
             index = os.path.join(fs_path, "index.html")
-            # When fs_path is root itself it is no folder "between": it was realpath'd at start.
+            # When fs_path is root itself it is no folder "between": the user named it, symlink or not.
             index_st = self._stat_inside(index, (*folders, fs_path) if fs_path != self.root else folders)
             if index_st is not None and stat.S_ISREG(index_st.st_mode):
                 return Target(Kind.FILE, index, index_st)

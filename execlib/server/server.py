@@ -23,6 +23,7 @@ from typing import Any
 import uvicorn
 
 from ..errors import BindError, ConfigError, ExeclibError, PortInUseError
+from ..fspath import given_path
 from ..runloop import BlockingService, close_loop, install_shutdown_signals, new_loop
 from .app import add_livereload_routes, build_api, build_asgi
 from .build import BuildTarget
@@ -146,7 +147,8 @@ class Server(BlockingService):
         build_timeout: float | None = None,
         build_on_start: bool = False,
     ) -> None:
-        self.root = os.path.realpath(root)
+        # Kept as given: a root reached through a symlink is served (and watched) wherever it points now.
+        self.root = given_path(root)
         if not os.path.exists(self.root):
             raise ConfigError(f"folder not found: {os.fspath(root)}")
         if not os.path.isdir(self.root):
@@ -167,7 +169,7 @@ class Server(BlockingService):
         for path in watch:
             if not os.path.exists(path):
                 raise ConfigError(f"watch path not found: {os.fspath(path)}")
-            self.watch.append(os.path.realpath(path))
+            self.watch.append(given_path(path))
         self.ignore = tuple(ignore)
         self.delay = delay
         self.poll = poll
@@ -179,7 +181,7 @@ class Server(BlockingService):
             if static
             else None
         )
-        if build is not None and self.root in self.watch:
+        if build is not None and os.path.realpath(self.root) in {os.path.realpath(w) for w in self.watch}:
             raise ConfigError("a --watch path must not be the served folder itself when building into it")
         if build is not None and not self.watch:
             raise ConfigError("a build needs --watch paths (the sources to rebuild from)")

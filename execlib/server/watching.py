@@ -37,7 +37,7 @@ ChangeHook = Callable[[list[Any]], object]
 
 def site_relative(root: str, path: str) -> str | None:
     """``path`` relative to ``root`` with ``/`` separators, or None when it lies outside."""
-    rel = os.path.relpath(os.path.realpath(path), root)
+    rel = os.path.relpath(os.path.realpath(path), os.path.realpath(root))  # either may go through a symlink
     if rel == os.pardir or rel.startswith(os.pardir + os.sep) or os.path.isabs(rel):
         return None
     return rel.replace(os.sep, "/")
