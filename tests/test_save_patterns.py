@@ -97,6 +97,20 @@ def test_identical_rewrite_of_a_served_file_reloads_nothing(site: Path, serve, c
     run_async(run())
 
 
+def test_a_page_fetched_before_the_change_is_announced_does_not_hide_it(site: Path, serve, client) -> None:
+    server: Server = serve(site, delay=300)  # the change waits 300 ms before it goes out
+    client.get(server.url)
+
+    async def run() -> None:
+        other_tab = await handshake(server, "/", ["/style.css"])
+        await until_pages_known(server, 1)
+        write(site / "index.html", PAGE_V2)
+        assert "two" in (await asyncio.to_thread(client.get, server.url)).text  # a new tab loads it meanwhile
+        assert (await next_message(other_tab))["path"] == "/index.html"  # the open tab still shows v1
+
+    run_async(run())
+
+
 def test_deleted_stylesheet_reloads_the_page_naming_the_page(site: Path, serve) -> None:
     server: Server = serve(site)
 

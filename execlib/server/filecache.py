@@ -97,10 +97,16 @@ class FileCache:
             return entry
         return self._load(path, st, signature, transform, content_type)
 
-    def digest_of(self, path: str) -> str | None:
-        """The content digest of ``path`` as last served, or None when it is not cached."""
+    def digest_of(self, path: str, st: os.stat_result) -> str | None:
+        """The content digest of an *earlier* version of ``path`` (``st`` is its stat now), if one is cached.
+
+        None when nothing is cached or the cache already holds the current version: a page fetched
+        between an edit and its announcement must not make the edit look like "no change".
+        """
         entry = self._entries.get(path)
-        return entry.digest if entry is not None else None
+        if entry is None or entry.signature == stat_signature(st):
+            return None
+        return entry.digest
 
     def invalidate(self, path: str | None = None) -> None:
         with self._lock:

@@ -57,8 +57,8 @@ class ReloadController:
         self.builder: BuildRunner | None = None
         self.gate = ChangeGate(self._flush)
         hub.changes_pending = lambda: self.gate.holding
-        #: the content digest a file had when last served (set by the Server from its file cache)
-        self.known_digest: Callable[[str], str | None] = lambda path: None
+        #: the digest of an earlier version of a file, given its stat now (the Server's file cache)
+        self.known_digest: Callable[[str, os.stat_result], str | None] = lambda path, st: None
         self._digests: OrderedDict[str, str] = OrderedDict()  # path -> digest when last flushed
 
     def ensure_builder(self) -> BuildRunner | None:
@@ -136,7 +136,7 @@ class ReloadController:
                 digest = content_digest(f.read(DIGEST_MAX_BYTES + 1))
         except OSError:
             return False
-        before = self._digests.pop(path, None) or self.known_digest(path)
+        before = self._digests.pop(path, None) or self.known_digest(path, st)
         self._digests[path] = digest
         if len(self._digests) > DIGEST_MEMO_ENTRIES:
             self._digests.popitem(last=False)
