@@ -193,6 +193,7 @@ class Server(BlockingService):
             add_livereload_routes(self.app, self.hub)
             if self.static_site is not None:
                 self.static_site.on_html_served = self.hub.record_served
+                self.controller.known_digest = self.static_site.cache.digest_of
         self.asgi = build_asgi(self.app, self.static_site, inject=livereload)
         self._own_listeners: list[Any] = []
 
@@ -313,6 +314,7 @@ class Server(BlockingService):
         finally:
             self._startup_built.set()
             self._stop_listeners()
+            self.controller.gate.close()  # its timer lives on this loop; a restart starts afresh
             restore_signals()
             close_loop(loop, owned=self._loop_arg is None)
             self._close_socket()
