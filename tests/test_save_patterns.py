@@ -76,6 +76,8 @@ def test_each_save_pattern_gives_one_message_naming_the_target(site: Path, serve
 
         await asyncio.to_thread(save, site / "style.css", CSS_V2)  # the same bytes again
         assert await nothing_within(ours, 0.4) and await nothing_within(stock, 0.05)
+        # Each save went out as a lone save, at once, not held 0.2 s as the start of a burst.
+        assert server.controller.gate.flushes == {"lone": 3}, server.controller.gate.flushes
 
     run_async(run())
 
@@ -177,6 +179,18 @@ async def _reloads_until_final(ws, path: Path, timeout: float) -> list[tuple[flo
             return seen
 
 
+def _assert_one_reload_for_the_burst(server: Server, reloads: list[tuple[float, str]]) -> None:
+    """One reload, held until the burst went quiet; the one documented exception aside.
+
+    A burst's very first save looks exactly like a lone save when the (busy) machine pauses the
+    writer for more than the 3 ms settle time right after it: it then goes out alone, and the rest of
+    the burst is still one reload. Never a flush mid-burst, never more than one burst flush.
+    """
+    flushes = dict(server.controller.gate.flushes)
+    assert flushes in ({"burst": 1}, {"lone": 1, "burst": 1}), (flushes, reloads)
+    assert len(reloads) == sum(flushes.values()), (flushes, reloads)
+
+
 def test_a_burst_of_300_temp_and_rename_saves_gives_one_reload_with_the_final_content(site: Path, serve) -> None:
     server: Server = serve(site)
 
@@ -186,8 +200,8 @@ def test_a_burst_of_300_temp_and_rename_saves_gives_one_reload_with_the_final_co
         writer = _writer("rename", site / "index.html", 300)
         reloads = await _reloads_until_final(page, site / "index.html", 20)
         assert writer.wait(10) == 0
-        assert len(reloads) == 1, reloads
         assert await nothing_within(page, 0.5)
+        _assert_one_reload_for_the_burst(server, reloads)
 
     run_async(run())
 
@@ -201,11 +215,8 @@ def test_a_burst_with_brief_pauses_gives_one_reload(site: Path, serve) -> None:
         writer = _writer("pauses", site / "index.html", 1.5)  # under the 2 s hold: one reload for the burst
         reloads = await _reloads_until_final(page, site / "index.html", 20)
         assert writer.wait(10) == 0
-        # The burst's very first write may go out alone when the (busy) machine delays the writer's next one
-        # past the 3 ms settle time: it looks exactly like a lone save. Every pause after it is absorbed
-        # (the old gate reloaded once per 0.3 s stretch: 5 times here).
-        assert len(reloads) <= 2, reloads
         assert await nothing_within(page, 0.5)
+        _assert_one_reload_for_the_burst(server, reloads)  # the old gate reloaded once per 0.3 s stretch
 
     run_async(run())
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 
 from ..event import Action, Event, FileEvent
@@ -97,6 +98,8 @@ class ChangeGate:
         self._flushing: asyncio.Lock | None = None  # flushes go out in order, one at a time
         self._lock_loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: how many flushes went out as a lone save, at the end of a burst, or mid-burst (the 2 s cap)
+        self.flushes: Counter[str] = Counter()
 
     @property
     def holding(self) -> bool:
@@ -141,10 +144,10 @@ class ChangeGate:
             return
         if now >= self.last_at + self.quiet:
             self.burst_since = None  # the burst is over: show the final state
-            self._flush(loop, now)
+            self._flush(loop, now, kind="burst")
         elif now >= self.burst_since + self.max_hold:
             self.burst_since = now  # still going: show the state so far, keep holding
-            self._flush(loop, now)
+            self._flush(loop, now, kind="hold")
             self._arm(loop)
         else:
             self._arm(loop)
@@ -165,31 +168,31 @@ class ChangeGate:
             # between a move to a backup and its new version: wait for the rest, within limits.
             self._arm(loop, self.last_at + self.replace_wait)
             return
-        self._flush(loop, now, net)
+        self._flush(loop, now, kind="lone", net=net)
 
     def _looks_lone(self, net: list[Event]) -> bool:
         """Whether the settled group looks like one save: short, small, and each file written once."""
         if len(self.pending) > LONE_EVENTS or self.last_at - self.first_at > LONE_SPAN_S or len(net) > SMALL_BATCH:
             return False
-        written: set[str] = set()
+        # The same file written twice (two in-place writes, two renames onto it) is a tool writing in a
+        # loop, not a save. CREATED then MODIFIED is one write: the listener reports a new file as
+        # created at once when it reads the events late (the file already renamed away), then its close.
+        written: set[tuple[str, Action]] = set()
         for event in self.pending:
             if isinstance(event, FileEvent) and event.action in _CONTENT:
-                if event.name in written:
-                    return False  # the same file written twice: a tool writing in a loop, not a save
-                written.add(event.name)
+                key = (event.name, event.action)
+                if key in written:
+                    return False
+                written.add(key)
         return True
 
     # -- flushing -------------------------------------------------------------------------
 
-    def _flush(self, loop: asyncio.AbstractEventLoop, now: float, net: list[Event] | None = None) -> None:
+    def _flush(self, loop: asyncio.AbstractEventLoop, now: float, kind: str, net: list[Event] | None = None) -> None:
         if net is None:
             net = net_effect(self.pending)
-        logger.debug(
-            "live reload: flushing %d event(s) as %d change(s)%s",
-            len(self.pending),
-            len(net),
-            " (burst continues)" if self.burst_since is not None else "",
-        )
+        logger.debug("live reload: %s flush: %d event(s) as %d change(s)", kind, len(self.pending), len(net))
+        self.flushes[kind] += 1
         self.pending = []
         self.last_flush = now
         if not net:
