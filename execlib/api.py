@@ -12,9 +12,9 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import AlreadyRunningError, ConfigError
-from .lifecycle import DEFAULT_START_TIMEOUT, Lifecycle, precheck_port, start_detached
-from .process import RunFiles, running_owner
+from .errors import ConfigError
+from .lifecycle import DEFAULT_START_TIMEOUT, Lifecycle, precheck_port, replace_servers, start_detached
+from .process import RunFiles, already_running_error, running_server
 from .serve_command import resolve_host_port
 
 if TYPE_CHECKING:
@@ -40,7 +40,8 @@ def serve(
     served on. ``foreground=False`` serves from a daemon thread and returns the URL once requests are
     being answered. ``pid_path`` writes a PID file and a port file beside it, removed when serving
     ends; with ``single_instance`` a live server already owning that file raises AlreadyRunningError.
-    ``replace`` stops an execlib server holding the port (or the PID file) and takes its place.
+    ``replace`` stops an execlib server holding the port (or the PID file) and takes its place, logging
+    a warning that names it (pid, root, URL).
     ``pre_serve`` is called with the Server once bound (capture it to call ``shutdown()`` later).
     ``server_options`` go to ``Server`` (``livereload``, ``fallback``, ``follow_symlinks``, ...).
     """
@@ -127,11 +128,15 @@ def serve_background(
     if not os.path.isdir(root_path):
         raise ConfigError(f"folder not found: {os.fspath(root)}")
     files = RunFiles.for_pid_file(pid_path)
-    if single_instance and not replace:
+    if replace:
+        # here rather than in the detached child, so the warnings naming the stopped servers reach
+        # this process's logging instead of the child's log file
+        replace_servers(files, resolved_host, resolved_port)
+    elif single_instance:
         # the child checks again, atomically; this early check gives the clear error without a spawn
-        owner = running_owner(files)
+        owner = running_server(files)
         if owner is not None:
-            raise AlreadyRunningError(owner, str(files.pid))
+            raise already_running_error(files, owner)
     precheck_port(resolved_host, resolved_port, replace=replace)
     args = [root_path, "--host", resolved_host, "--port", str(resolved_port), *_serve_args(server_options)]
     if not single_instance:

@@ -3,7 +3,8 @@
 ``Lifecycle`` wraps one Server's run in ``execlib serve`` and ``execlib.serve()``: it claims the
 PID file, binds (naming or replacing an execlib server that holds the port), writes the port file
 and removes both files when serving ends. ``start_detached`` is ``execlib start`` and
-``execlib.serve_background()``: an ``execlib serve`` child in its own session, waited on until healthy.
+``execlib.serve_background()``: an ``execlib serve`` child in its own session, waited on until healthy,
+its output appended to a log file that is rotated at ``LOG_MAX_BYTES`` (one ``.1`` backup kept).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import logging
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -21,18 +23,25 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import AlreadyRunningError, ConfigError, ExeclibError, PortInUseError
+from .errors import ConfigError, ExeclibError, PortInUseError
 from .process import (
     DEFAULT_STOP_TIMEOUT,
     RunFiles,
+    RunInfo,
+    already_running_error,
+    check_port_file,
+    create_exclusive,
+    describe_server,
     fetch_health,
+    fs_error,
     is_execlib_server,
     read_pid,
+    read_pid_file,
     read_port,
     reap_detached,
     register_in_process,
     remove_if_owned,
-    running_owner,
+    running_server,
     server_url,
     stop,
     terminate,
@@ -54,6 +63,28 @@ ENV_TEST_IGNORE_SIGTERM = "EXECLIB_TEST_IGNORE_SIGTERM"
 ENV_TEST_SPAWN_CHILD = "EXECLIB_TEST_SPAWN_CHILD"
 
 _POLL = 0.02  # seconds between checks while waiting on another process
+
+# A detached server's log is rotated once it is larger than this: at `execlib start`, and while the
+# server runs (checked every LOG_CHECK_INTERVAL seconds). One backup, LOG.1, is kept.
+LOG_MAX_BYTES = 5 * 1024 * 1024
+LOG_CHECK_INTERVAL = 2.0
+# Appended to a log just before it becomes LOG.1: how a later rotation knows that LOG.1 is a backup
+# execlib made, which it may replace, and not some file of the user's, which it must not.
+_ROTATED_MARK = "execlib: log rotated"
+
+Announce = Callable[[str], None]
+
+
+def print_notice(message: str) -> None:
+    """Tell the user at the terminal about something done on their behalf (a server stopped)."""
+    print(f"execlib: {message}", file=sys.stderr, flush=True)
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        raise fs_error("write", path, exc) from None
 
 
 class StartError(ExeclibError, RuntimeError):
@@ -77,11 +108,15 @@ class Lifecycle:
         single_instance: bool = True,
         replace: bool = False,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+        announce: Announce | None = None,
     ) -> None:
         self.files = RunFiles.for_pid_file(pid_path) if pid_path is not None else None
         self.single_instance = single_instance
         self.replace = replace
         self.stop_timeout = stop_timeout
+        # stopping a server is never silent: the command line prints it, the Python API logs a warning
+        self.announce: Announce = announce if announce is not None else logger.warning
+        self.root: str | None = None
         self._claimed = False
 
     @classmethod
@@ -91,6 +126,7 @@ class Lifecycle:
             getattr(args, "pid_file", None),
             single_instance=not getattr(args, "no_single_instance", False),
             replace=getattr(args, "replace", False),
+            announce=print_notice,
         )
 
     def run(self, server: Server) -> None:
@@ -105,9 +141,16 @@ class Lifecycle:
                 user_hook(srv)
 
         server.pre_serve = pre_serve
+        rotation: LogRotation | None = None
         try:
+            if self.files is not None:
+                rotation = LogRotation.for_stdout(self.files.log)
+                if rotation is not None:
+                    rotation.start()
             server.start()
         finally:
+            if rotation is not None:
+                rotation.stop()
             self.release()
             for child in test_children:
                 child.kill()
@@ -115,52 +158,70 @@ class Lifecycle:
 
     def prepare(self, server: Server) -> None:
         """Claim the PID file, bind, write the port file. Raises AlreadyRunningError or PortInUseError."""
+        self.root = os.path.abspath(os.fspath(server.root))
         self.claim()
         try:
             self.bind(server)
             if self.files is not None:
-                write_atomic(self.files.port, f"{server.bound_addr[1]}\n")
+                port = server.bound_addr[1]
+                _write(self.files.port, f"{port}\n")
+                # now the PID file records the address too: status and stop need no other file
+                if read_pid(self.files.pid) == os.getpid():
+                    _write(self.files.pid, RunInfo(os.getpid(), self.root, server.host, port).to_text())
                 register_in_process(self.files.pid, server)
         except BaseException:
             self.release()
             raise
 
     def claim(self) -> None:
-        """Create the PID file with our pid; O_EXCL makes two concurrent starts race fairly."""
+        """Create the PID file with our pid, atomically (two concurrent starts race fairly).
+
+        Only an execlib PID file is ever treated as stale, taken over or replaced; any other file at
+        the PID or port file's path raises ForeignFileError and is left as it is.
+        """
         files = self.files
         if files is None:
             return
         if not files.pid.parent.is_dir():
             raise ConfigError(f"folder for the PID file not found: {files.pid.parent}")
+        check_port_file(files.port)  # before creating anything, so a refusal leaves no trace
+        mine = RunInfo(os.getpid(), self.root).to_text()
         for _ in range(5):
             try:
-                fd = os.open(files.pid, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                create_exclusive(files.pid, mine)
             except FileExistsError:
-                owner = running_owner(files)
+                info = read_pid_file(files.pid)
+                if info is None:
+                    continue  # removed meanwhile
+                owner = running_server(files)
                 if owner is None:
                     logger.info("removed stale PID file %s", files.pid)
-                    remove_if_owned(files, read_pid(files.pid))
+                    remove_if_owned(files, info.pid)
                     continue
                 if self.replace:
-                    logger.info("stopping execlib server pid %d to replace it", owner)
                     stop(files.pid, self.stop_timeout)  # also handles a server running in this process
+                    self.announce(f"stopped execlib server {owner.describe()}, which owned the PID file {files.pid}")
                     continue
                 if self.single_instance:
-                    raise AlreadyRunningError(owner, str(files.pid)) from None
+                    raise already_running_error(files, owner) from None
                 # --no-single-instance: take the file over; `execlib stop` will then stop this server
-                write_atomic(files.pid, f"{os.getpid()}\n")
+                _write(files.pid, mine)
                 break
             except OSError as exc:
-                raise ConfigError(f"cannot create the PID file {files.pid}: {exc.strerror}") from None
+                raise fs_error("create the PID file", files.pid, exc) from None
             else:
-                with os.fdopen(fd, "w", encoding="ascii") as out:
-                    out.write(f"{os.getpid()}\n")
                 break
         else:
             raise ExeclibError(f"could not take the PID file {files.pid}: other servers keep claiming it")
         self._claimed = True
-        with contextlib.suppress(FileNotFoundError):
-            files.port.unlink()  # a previous server's port; ours is written once bound
+        if read_port(files.port) is not None:  # a previous server's port; ours is written once bound
+            try:
+                files.port.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                self.release()
+                raise fs_error("remove", files.port, exc) from None
 
     def bind(self, server: Server) -> None:
         """Bind the server's socket; name an execlib server holding the port, or replace it."""
@@ -172,11 +233,12 @@ class Lifecycle:
             if holder is None:
                 raise
         holder_pid = check_port_holder(server.host, server.port, holder, replace=self.replace)
-        holder_root = holder.get("root")
-        logger.info(
-            "stopping execlib server pid %d (serving %s) to reclaim port %d", holder_pid, holder_root, server.port
-        )
         terminate(holder_pid, self.stop_timeout)
+        holder_url = server_url(server.host, server.port)
+        self.announce(
+            f"stopped execlib server {describe_server(holder_pid, holder.get('root'), holder_url)}, "
+            f"which held port {server.port}"
+        )
         deadline = time.monotonic() + 5.0
         while True:
             try:
@@ -194,7 +256,11 @@ class Lifecycle:
             return
         self._claimed = False
         register_in_process(self.files.pid, None)
-        remove_if_owned(self.files, os.getpid())
+        try:
+            remove_if_owned(self.files, os.getpid())
+        except ExeclibError as error:
+            # serving has ended (maybe with an error of its own, which must not be masked): report it
+            logger.warning("%s", error)
 
 
 def check_port_holder(host: str, port: int, holder: dict[str, Any], *, replace: bool) -> int:
@@ -217,6 +283,33 @@ def check_port_holder(host: str, port: int, holder: dict[str, Any], *, replace: 
             "so --replace cannot stop it; pick another port with --port",
         )
     return holder_pid
+
+
+def replace_servers(
+    files: RunFiles,
+    host: str,
+    port: int,
+    *,
+    announce: Announce | None = None,
+    timeout: float = DEFAULT_STOP_TIMEOUT,
+) -> None:
+    """``--replace`` for a background start, done by the process the user is watching (a detached
+    child's output goes only to the log): stop the execlib server owning the PID file and the one
+    holding the port, naming each (pid, root, URL) through ``announce``."""
+    say = announce if announce is not None else logger.warning
+    owner = running_server(files)
+    if owner is not None:
+        stop(files.pid, timeout)
+        say(f"stopped execlib server {owner.describe()}, which owned the PID file {files.pid}")
+    if port == 0:
+        return
+    url = server_url(host, port)
+    holder = fetch_health(url, timeout=1.0)
+    if holder is None:
+        return
+    holder_pid = check_port_holder(host, port, holder, replace=True)
+    terminate(holder_pid, timeout)
+    say(f"stopped execlib server {describe_server(holder_pid, holder.get('root'), url)}, which held port {port}")
 
 
 def precheck_port(host: str, port: int, *, replace: bool) -> None:
@@ -244,6 +337,146 @@ def _apply_test_hooks() -> list[subprocess.Popen[bytes]]:
     return [child]
 
 
+# -- the background server's log ----------------------------------------------------------------------------
+
+
+def backup_path(log: Path) -> Path:
+    return log.with_name(log.name + ".1")
+
+
+def _is_rotated_log(path: Path) -> bool:
+    """Whether ``path`` is a log backup execlib made (its last lines carry the rotation mark)."""
+    try:
+        with path.open("rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            # late lines from processes still holding the old file may follow the mark
+            f.seek(max(0, size - 65536))
+            tail = f.read()
+    except OSError:
+        return False
+    return _ROTATED_MARK.encode() in tail
+
+
+def rotate_log(log: Path, max_bytes: int = LOG_MAX_BYTES) -> tuple[bool, str | None]:
+    """Move a log larger than ``max_bytes`` to LOG.1, replacing the previous backup execlib made.
+
+    Returns (rotated, problem): ``problem`` explains a rotation that was due but not done, because
+    LOG.1 is not an execlib backup (it is kept; the log keeps growing) or the folder refused.
+    """
+    try:
+        info = os.stat(log)
+    except OSError:
+        return False, None
+    if not stat.S_ISREG(info.st_mode) or info.st_size <= max_bytes:
+        return False, None
+    backup = backup_path(log)
+    if os.path.lexists(backup) and not _is_rotated_log(backup):
+        return False, (
+            f"{log} is over {max_bytes // (1024 * 1024)} MB but was not rotated: {backup} is not a log backup "
+            "execlib made, and is kept; move it away to let the log rotate"
+        )
+    try:
+        with log.open("ab") as out:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            out.write(f"\n{_ROTATED_MARK} at {stamp}: newer lines are in {log.name}\n".encode())
+        os.replace(log, backup)
+    except OSError as exc:
+        return False, f"could not rotate {log}: {exc.strerror}"
+    return True, None
+
+
+class LogRotation:
+    """Rotates the log a detached server writes to, while it runs.
+
+    ``execlib start`` points the server's stdout and stderr at the log file, so everything it prints
+    (access log, errors, a build command's output) lands there; nothing goes through one Python
+    handler that could rotate. So a thread checks the file's size every ``interval`` seconds and, past
+    ``max_bytes``, renames it to LOG.1 and re-points file descriptors 1 and 2 at a new LOG (``dup2``
+    swaps them atomically for every writer in this process). A server sharing the log
+    (``--no-single-instance``) sees that the path now names another file and follows it.
+    """
+
+    def __init__(
+        self, log: Path, fds: Sequence[int], max_bytes: int = LOG_MAX_BYTES, interval: float = LOG_CHECK_INTERVAL
+    ) -> None:
+        self.log = log
+        self.fds = list(fds)
+        self.max_bytes = max_bytes
+        self.interval = interval
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="execlib-log-rotation", daemon=True)
+        self._warned = False
+
+    @classmethod
+    def for_stdout(cls, log: Path) -> LogRotation | None:
+        """A rotation for this process's stdout/stderr when they write to ``log``; None otherwise
+        (a foreground server writes to the terminal, and there is nothing to rotate)."""
+        try:
+            target = os.stat(log)
+        except OSError:
+            return None
+        fds = []
+        for fd in (1, 2):
+            try:
+                mine = os.fstat(fd)
+            except OSError:
+                continue
+            if (mine.st_dev, mine.st_ino) == (target.st_dev, target.st_ino):
+                fds.append(fd)
+        return cls(log, fds) if fds else None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        self.check()
+        while not self._stopping.wait(self.interval):
+            self.check()
+
+    def check(self) -> None:
+        """Rotate if the file we write to is too large; follow the path if someone else rotated it."""
+        try:
+            mine = os.fstat(self.fds[0])
+        except OSError:
+            return
+        if mine.st_size > self.max_bytes:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()  # buffered lines belong to the old file
+            rotated, problem = rotate_log(self.log, self.max_bytes)
+            if rotated:
+                self._follow(note=f"{_ROTATED_MARK}: older lines are in {backup_path(self.log).name}\n")
+                return
+            if problem is not None and not self._warned:
+                self._warned = True  # once: the check runs every few seconds
+                logger.warning("%s", problem)
+        try:
+            current = os.stat(self.log)
+        except OSError:
+            return  # the log was removed: keep writing where we are rather than recreate it
+        if (current.st_dev, current.st_ino) != (mine.st_dev, mine.st_ino):
+            self._follow()
+
+    def _follow(self, note: str = "") -> None:
+        try:
+            fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            logger.warning("cannot reopen the log %s: %s", self.log, exc.strerror)
+            return
+        try:
+            if note:
+                os.write(fd, note.encode())
+            for target in self.fds:
+                os.dup2(fd, target)
+        finally:
+            os.close(fd)
+
+
 def _log_tail(log: Path, offset: int, lines: int = 20) -> str:
     try:
         with log.open("rb") as f:
@@ -263,21 +496,33 @@ def start_detached(
     timeout: float = DEFAULT_START_TIMEOUT,
     env: dict[str, str] | None = None,
     on_spawn: Callable[[int], None] | None = None,
+    announce: Announce | None = None,
 ) -> tuple[int, str]:
     """Run ``execlib serve SERVE_ARGS --pid-file PID`` detached; return (pid, url) once it is healthy.
 
     The server gets its own session and process group (no terminal, no SIGHUP when the caller's
     terminal closes), stdin from /dev/null, and stdout/stderr appended to the log file next to the PID
     file. Raises StartError with the log's last lines if it exits early or is not healthy within
-    ``timeout`` seconds (a server that never became healthy is stopped, not left running).
+    ``timeout`` seconds (a server that never became healthy is stopped, not left running). A log
+    larger than LOG_MAX_BYTES is first moved to LOG.1.
     """
     files = RunFiles.for_pid_file(pid_path)
     if not files.pid.parent.is_dir():
         raise ConfigError(f"folder for the PID file not found: {files.pid.parent}")
+    # the child refuses these too, but only into the log; here the user gets the one-line error
+    read_pid_file(files.pid)
+    check_port_file(files.port)
+    _, problem = rotate_log(files.log)
+    if problem is not None:
+        (announce or logger.warning)(problem)
     command = [sys.executable, "-m", "execlib", "serve", *serve_args, "--pid-file", str(files.pid)]
     child_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     reap_detached()
-    with files.log.open("ab") as log:
+    try:
+        log_file = files.log.open("ab")
+    except OSError as exc:
+        raise fs_error("write the log file", files.log, exc) from None
+    with log_file as log:
         offset = log.tell()
         proc = subprocess.Popen(
             command,

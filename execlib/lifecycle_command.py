@@ -11,9 +11,9 @@ import json
 import os
 import sys
 
-from .errors import AlreadyRunningError, ConfigError
-from .lifecycle import precheck_port, start_detached
-from .process import RunFiles, running_owner, status, stop
+from .errors import ConfigError
+from .lifecycle import precheck_port, print_notice, replace_servers, start_detached
+from .process import RunFiles, already_running_error, running_server, status, stop
 from .serve_command import resolve_host_port
 
 # `execlib start` options that are not passed on to the `execlib serve` child (or are passed explicitly)
@@ -72,21 +72,25 @@ def run_start(args: argparse.Namespace) -> int:
     if not os.path.isdir(root):
         raise ConfigError(f"not a folder: {args.root}")
     files = RunFiles.for_pid_file(args.pid_file)
-    if not args.no_single_instance and not args.replace:
+    if args.replace:
+        # done here, not (only) in the detached child, whose output goes to the log: the user must see
+        # on the terminal which servers were stopped
+        replace_servers(files, host, port, announce=print_notice)
+    elif not args.no_single_instance:
         # the child checks again atomically; checking here first avoids spawning it for nothing
-        owner = running_owner(files)
+        owner = running_server(files)
         if owner is not None:
-            raise AlreadyRunningError(owner, str(files.pid))
+            raise already_running_error(files, owner)
     precheck_port(host, port, replace=args.replace)
     serve_args = [root, "--host", host, "--port", str(port), *forwarded_serve_args(args.subparser, args)]
-    pid, url = start_detached(serve_args, host=host, pid_path=files.pid, timeout=timeout)
+    pid, url = start_detached(serve_args, host=host, pid_path=files.pid, timeout=timeout, announce=print_notice)
     print(f"Serving {root} at {url} (pid {pid})", flush=True)
     print(f"log: {files.log}; stop it with: {_stop_hint(args.pid_file, files)}", flush=True)
     return 0
 
 
 def _stop_hint(pid_option: str | None, files: RunFiles) -> str:
-    return "execlib stop" if pid_option is None else f"execlib stop --pid-file {files.pid}"
+    return "execlib stop" if pid_option is None else files.stop_command()
 
 
 def run_stop(args: argparse.Namespace) -> int:

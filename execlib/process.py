@@ -1,9 +1,15 @@
 """Finding a server again: PID and port files, "is that pid our server?", stop and status.
 
-A server that should be found again writes a PID file (default ``.execlib.pid``)
-and, once its socket is bound, a companion port file (``.execlib.port``) holding
-only the port number, so ``--port 0`` is usable from scripts. A background
-server's output goes to a log file next to them (``.execlib.log``).
+A server that should be found again writes a PID file (default ``.execlib.pid``): one
+line of JSON naming execlib, the pid, the root and, once bound, the host and port. It
+also writes a companion port file (``.execlib.port``) holding only the port number, so
+``--port 0`` is usable from scripts. A background server's output goes to a log file
+next to them (``.execlib.log``).
+
+execlib removes or overwrites only files it recognises as its own: a JSON PID file
+with the ``execlib`` key, a bare pid as earlier versions wrote it, a port file holding
+just a port number. Anything else at those paths (a mistyped ``--pid-file``) is refused
+with ForeignFileError and left untouched.
 
 A PID file is trusted only while its process is alive *and* is an execlib server:
 PIDs are reused, so a file left behind by a crash may name an unrelated process,
@@ -14,10 +20,13 @@ which must never be signalled. Nothing here imports uvicorn or FastAPI, so
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
+import re
 import signal
+import stat
 import threading
 import time
 from collections.abc import Sequence
@@ -25,7 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, ExeclibError
+from .errors import AlreadyRunningError, ConfigError, ExeclibError
 
 if TYPE_CHECKING:
     from .server.server import Server
@@ -45,6 +54,21 @@ class NotRunningError(ExeclibError):
 
 # -- files ----------------------------------------------------------------------------------------------
 
+# Version of the PID file's JSON form; a reader accepts any integer here, so a later version that only
+# adds keys is still recognised (and so never mistaken for a user's file).
+PID_FILE_FORMAT = 1
+# An execlib PID file is a few hundred bytes; anything much larger is not one, and is not read whole.
+_MAX_RUN_FILE = 4096
+# The form earlier versions wrote: the pid alone, digits and a newline. Only exactly this shape counts
+# as ours: a file with anything else in it may be the user's, and is never removed or overwritten.
+_LEGACY_PID = re.compile(rb"[0-9]{1,10}\n?")
+# The port file stays a bare number so scripts can use $(cat .execlib.port); that exact shape is ours.
+_PORT_TEXT = re.compile(rb"[0-9]{1,5}\n?")
+
+
+class ForeignFileError(ConfigError):
+    """A path given as a PID or port file holds something execlib did not write; it is left untouched."""
+
 
 @dataclass(frozen=True)
 class RunFiles:
@@ -62,46 +86,220 @@ class RunFiles:
         stem = path.name[: -len(".pid")] if path.name.endswith(".pid") and path.name != ".pid" else path.name
         return cls(path, path.with_name(stem + ".port"), path.with_name(stem + ".log"))
 
+    @property
+    def is_default(self) -> bool:
+        return self.pid == Path(os.path.abspath(DEFAULT_PID_FILE))
 
-def _read_int(path: Path) -> int | None:
-    """The integer in a PID or port file; None when the file is missing or does not hold one."""
+    def stop_command(self) -> str:
+        return "execlib stop" if self.is_default else f"execlib stop --pid-file {self.pid}"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a PID file says: the server's pid and, in the JSON form, its root and address.
+
+    ``legacy`` marks the bare-pid form of earlier versions, which carries nothing else.
+    """
+
+    pid: int
+    root: str | None = None
+    host: str | None = None
+    port: int | None = None
+    legacy: bool = False
+
+    def to_text(self) -> str:
+        data = {"execlib": PID_FILE_FORMAT, "pid": self.pid, "root": self.root, "host": self.host, "port": self.port}
+        return json.dumps(data) + "\n"
+
+    def url(self, fallback_port: int | None = None) -> str | None:
+        port = self.port if self.port is not None else fallback_port
+        return server_url(self.host, port) if port is not None else None
+
+
+def fs_error(action: str, path: Path, exc: OSError) -> ConfigError:
+    """A one-line error for a file execlib could not create, write or remove."""
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOENT and path.parent.is_dir():
+        # /proc, /sys and the like: the folder exists but cannot hold new files
+        reason = f"{path.parent} does not accept new files"
+    return ConfigError(f"cannot {action} {path}: {reason}; give --pid-file a path in a writable folder")
+
+
+def _read_small(path: Path, kind: str) -> bytes | None:
+    """The bytes of a small regular file; None when it is missing. Never blocks on a FIFO or a device,
+    never reads more than an execlib file can hold. Raises ForeignFileError for anything else."""
     try:
-        text = path.read_text(encoding="ascii", errors="replace").strip()
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {kind} {path}: {exc.strerror}") from None
     try:
-        value = int(text)
-    except ValueError:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ForeignFileError(_foreign_message(path, kind, "it is not a regular file"))
+        data = os.read(fd, _MAX_RUN_FILE + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {kind} {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > _MAX_RUN_FILE:
+        raise ForeignFileError(_foreign_message(path, kind, "it is far larger than one"))
+    return data
+
+
+def _foreign_message(path: Path, kind: str, why: str) -> str:
+    return (
+        f"{path} is not an execlib {kind} ({why}), so execlib leaves it untouched; "
+        "give --pid-file a path of its own (default .execlib.pid), or remove that file yourself"
+    )
+
+
+def _parse_pid_file(data: bytes) -> RunInfo | None:
+    """The RunInfo of an execlib PID file's bytes (JSON, or a bare pid from earlier versions), else None."""
+    if _LEGACY_PID.fullmatch(data):
+        pid = int(data)
+        return RunInfo(pid, legacy=True) if pid > 0 else None
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
         return None
-    return value if value > 0 else None
+    if not isinstance(obj, dict) or type(obj.get("execlib")) is not int:
+        return None
+    pid, root, host, port = obj.get("pid"), obj.get("root"), obj.get("host"), obj.get("port")
+    if type(pid) is not int or pid <= 0:
+        return None
+    return RunInfo(
+        pid,
+        root=root if isinstance(root, str) else None,
+        host=host if isinstance(host, str) else None,
+        port=port if type(port) is int and 0 < port <= 65535 else None,
+    )
+
+
+def read_pid_file(pid_path: str | os.PathLike[str]) -> RunInfo | None:
+    """What an execlib PID file says; None when there is no file.
+
+    Raises ForeignFileError when the file exists but is not one execlib wrote: such a file is never
+    treated as stale, removed or overwritten, because it may be the user's (a mistyped ``--pid-file``).
+    """
+    path = Path(pid_path)
+    data = _read_small(path, "PID file")
+    if data is None:
+        return None
+    info = _parse_pid_file(data)
+    if info is None:
+        raise ForeignFileError(_foreign_message(path, "PID file", "it holds something else"))
+    return info
 
 
 def read_pid(pid_path: str | os.PathLike[str]) -> int | None:
-    """The pid in a PID file, or None when it is missing or unreadable."""
-    return _read_int(Path(pid_path))
+    """The pid in an execlib PID file, or None when it is missing or not an execlib PID file."""
+    try:
+        info = read_pid_file(pid_path)
+    except ConfigError:
+        return None
+    return info.pid if info is not None else None
 
 
 def read_port(port_path: str | os.PathLike[str]) -> int | None:
-    """The port in a port file, or None when it is missing or unreadable."""
-    port = _read_int(Path(port_path))
-    return port if port is not None and port <= 65535 else None
+    """The port in an execlib port file, or None when it is missing or not an execlib port file."""
+    try:
+        data = _read_small(Path(port_path), "port file")
+    except ConfigError:
+        return None
+    if data is None or not _PORT_TEXT.fullmatch(data):
+        return None
+    port = int(data)
+    return port if 0 < port <= 65535 else None
+
+
+def check_port_file(port_path: Path) -> None:
+    """Raise ForeignFileError when a file execlib would replace or remove as its port file is not one."""
+    data = _read_small(port_path, "port file")
+    if data is not None and read_port(port_path) is None:
+        raise ForeignFileError(_foreign_message(port_path, "port file", "it holds something else"))
+
+
+def _temp_beside(path: Path, text: str) -> Path:
+    """A new file next to ``path`` holding ``text``, under a fresh name (O_EXCL: no file is touched)."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            continue  # a 32-bit random clash: pick another name
+        break
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return tmp
 
 
 def write_atomic(path: Path, text: str) -> None:
-    # write-then-rename: a reader never sees a half-written number
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="ascii")
-    os.replace(tmp, path)
+    """Replace ``path`` with ``text``. Callers check first that ``path`` is missing or an execlib file.
+
+    Write-then-rename: a reader never sees a half-written file.
+    """
+    tmp = _temp_beside(path, text)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def create_exclusive(path: Path, text: str) -> None:
+    """Create ``path`` holding ``text``, or raise FileExistsError; never touches an existing file.
+
+    A hard link of a complete temporary file appears atomically with its content, so a concurrent reader
+    never sees an empty PID file (which would not be recognisably ours). Where the file system has no
+    hard links, O_EXCL and a write.
+    """
+    tmp = _temp_beside(path, text)
+    try:
+        os.link(tmp, path)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise fs_error("remove", path, exc) from None
 
 
 def remove_if_owned(files: RunFiles, pid: int | None) -> None:
-    """Remove the PID and port files, unless the PID file has meanwhile been taken by another pid."""
-    current = read_pid(files.pid)
-    if pid is not None and current is not None and current != pid:
+    """Remove the PID and port files, if they are execlib's and the PID file still names ``pid``.
+
+    A PID file another server has taken over is kept, and so is its port file. A file that is not an
+    execlib file is never removed. ``pid`` None removes the files whatever pid the PID file names.
+    """
+    try:
+        info = read_pid_file(files.pid)
+    except ConfigError:
+        return  # not ours (or unreadable): leave both files alone
+    if info is not None and pid is not None and info.pid != pid:
         return
-    for path in (files.port, files.pid):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+    if read_port(files.port) is not None:
+        _unlink(files.port)
+    if info is not None:
+        _unlink(files.pid)
 
 
 # -- is that pid alive, and is it an execlib server? -----------------------------------------------------
@@ -430,6 +628,48 @@ def _in_process_server(files: RunFiles, pid: int | None) -> Server | None:
 # -- stop and status ---------------------------------------------------------------------------------------
 
 
+def _port_of(files: RunFiles, info: RunInfo) -> int | None:
+    """The server's port: the PID file's record, else (older PID files) the port file."""
+    return info.port if info.port is not None else read_port(files.port)
+
+
+def _host_of(info: RunInfo, pid: int) -> str | None:
+    """The server's host: the PID file's record, else its command line's ``--host``."""
+    return info.host if info.host is not None else _host_from_cmdline(process_cmdline(pid))
+
+
+def describe_server(pid: int, root: str | None, url: str | None) -> str:
+    """``pid N serving ROOT at URL``, leaving out what is not known."""
+    return f"pid {pid}" + (f" serving {root}" if root else "") + (f" at {url}" if url else "")
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The live execlib server named by a PID file, with what is known of it."""
+
+    pid: int
+    root: str | None
+    url: str | None
+
+    def describe(self) -> str:
+        return describe_server(self.pid, self.root, self.url)
+
+
+def already_running_error(files: RunFiles, owner: Owner) -> AlreadyRunningError:
+    """AlreadyRunningError naming the running server and the ways forward.
+
+    Its default text advises --no-single-instance, which starts a second server that then takes the
+    PID file over and leaves the first one running untracked (``status`` calls it stopped); this one
+    offers ``stop`` or ``--replace``, which keep exactly one tracked server.
+    """
+    error = AlreadyRunningError(owner.pid, str(files.pid))
+    error.args = (
+        f"an execlib server is already running: {owner.describe()} (PID file {files.pid}); "
+        f"use it, stop it with '{files.stop_command()}', or take its place with --replace",
+    )
+    return error
+
+
 @dataclass(frozen=True)
 class StopResult:
     """What ``stop`` did: outcome is "stopped" (SIGTERM sufficed), "killed" (needed SIGKILL) or "stale"."""
@@ -443,16 +683,18 @@ class StopResult:
 def stop(pid_path: str | os.PathLike[str] | None = None, timeout: float = DEFAULT_STOP_TIMEOUT) -> StopResult:
     """Stop the server named by a PID file and remove its PID and port files.
 
-    Raises NotRunningError when there is no PID file. A stale file (process gone, or a pid reused by
-    a process that is not an execlib server) is removed without signalling anything.
+    Raises NotRunningError when there is no PID file, and ForeignFileError (a ConfigError), touching
+    nothing, when the file is not an execlib PID file. A stale file (process gone, or a pid reused by a
+    process that is not an execlib server) is removed without signalling anything.
     """
     files = RunFiles.for_pid_file(pid_path)
-    if not files.pid.exists():
+    info = read_pid_file(files.pid)
+    if info is None:
         raise NotRunningError(
             f"no PID file at {files.pid}: no execlib server was started with it (or it was already stopped)"
         )
-    pid = read_pid(files.pid)
-    port = read_port(files.port)
+    pid = info.pid
+    port = _port_of(files, info)
     server = _in_process_server(files, pid)
     if server is not None:
         server.shutdown()
@@ -461,10 +703,14 @@ def stop(pid_path: str | os.PathLike[str] | None = None, timeout: float = DEFAUL
             raise ExeclibError(f"the server in this process (pid {pid}) did not stop within {timeout:g} s")
         remove_if_owned(files, pid)
         return StopResult("stopped", pid, str(files.pid), f"stopped the execlib server in this process (pid {pid})")
-    if pid is None or not is_execlib_server(pid, port):
+    if not is_execlib_server(pid, port, info.host):
         remove_if_owned(files, pid)
-        why = "does not hold a pid" if pid is None else f"pid {pid} is not a running execlib server"
-        return StopResult("stale", pid, str(files.pid), f"removed stale PID file {files.pid} ({why})")
+        return StopResult(
+            "stale",
+            pid,
+            str(files.pid),
+            f"removed stale PID file {files.pid} (pid {pid} is not a running execlib server)",
+        )
     ended_by = terminate(pid, timeout)
     remove_if_owned(files, pid)
     if ended_by == "SIGTERM":
@@ -503,32 +749,45 @@ def status(
 ) -> ServerStatus:
     """Whether the server named by a PID file is running and healthy. Changes nothing on disk.
 
-    ``health_url`` overrides where to ask (by default the port file's port on the server's host).
+    ``health_url`` overrides where to ask (by default the recorded port on the server's host). Raises
+    ForeignFileError when the file is not an execlib PID file.
     """
     files = RunFiles.for_pid_file(pid_path)
     where = str(files.pid)
-    if not files.pid.exists():
+    info = read_pid_file(files.pid)
+    if info is None:
         return ServerStatus(False, None, False, None, pid_path=where)
-    pid = read_pid(files.pid)
-    port = read_port(files.port)
-    if pid is None or not is_execlib_server(pid, port):
-        return ServerStatus(False, pid, False, None, port=port, pid_path=where, stale=True)
+    pid = info.pid
+    port = _port_of(files, info)
+    if not is_execlib_server(pid, port, info.host):
+        return ServerStatus(False, pid, False, None, port=port, root=info.root, pid_path=where, stale=True)
     url = health_url
     if url is None and port is not None:
-        url = server_url(_host_from_cmdline(process_cmdline(pid)), port)
+        url = server_url(_host_of(info, pid), port)
     health = fetch_health(url, timeout) if url else None
     healthy = health is not None and health.get("pid") == pid
-    root = health.get("root") if health else None
+    root = health.get("root") if health else info.root
     return ServerStatus(True, pid, healthy, url, port=port, root=root, pid_path=where)
 
 
-def running_owner(files: RunFiles) -> int | None:
-    """The pid of the live execlib server owning these files, or None."""
-    pid = read_pid(files.pid)
-    if pid is None:
+def running_server(files: RunFiles) -> Owner | None:
+    """The live execlib server owning these files, or None.
+
+    Raises ForeignFileError when the PID file is not an execlib PID file.
+    """
+    info = read_pid_file(files.pid)
+    if info is None:
         return None
-    if _in_process_server(files, pid) is not None:
-        return pid
-    if pid != os.getpid() and is_execlib_server(pid, read_port(files.port)):
-        return pid
-    return None
+    pid = info.pid
+    port = _port_of(files, info)
+    server = _in_process_server(files, pid)
+    if server is None and (pid == os.getpid() or not is_execlib_server(pid, port, info.host)):
+        return None
+    url = server.url if server is not None else server_url(_host_of(info, pid), port) if port else None
+    return Owner(pid, info.root, url)
+
+
+def running_owner(files: RunFiles) -> int | None:
+    """The pid of the live execlib server owning these files, or None (see ``running_server``)."""
+    owner = running_server(files)
+    return owner.pid if owner is not None else None

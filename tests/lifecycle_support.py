@@ -76,10 +76,12 @@ class Lab:
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         return {**CLEAN_ENV, **(extra or {})}
 
-    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 40) -> subprocess.CompletedProcess:
+    def run(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 40, cwd: str | Path | None = None
+    ) -> subprocess.CompletedProcess:
         return subprocess.run(
             execlib_cmd(*args),
-            cwd=self.dir,
+            cwd=self.dir if cwd is None else cwd,
             env=self.env(env),
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -98,7 +100,7 @@ class Lab:
         """``execlib start`` the lab site on a free loopback port; returns (pid, port, url)."""
         result = self.run("start", str(self.site), "--port", "0", "--pid-file", pid_file, *args, env=env)
         assert result.returncode == 0, result.stderr
-        pid = int((self.dir / pid_file).read_text())
+        pid = pid_in(self.dir / pid_file)
         port = int((self.dir / pid_file).with_suffix(".port").read_text())
         url = f"http://127.0.0.1:{port}/"
         assert f"at {url}" in result.stdout, result.stdout
@@ -129,6 +131,18 @@ def health(url: str) -> dict | None:
     except httpx.HTTPError:
         return None
     return response.json() if response.status_code == 200 else None
+
+
+def pid_file_data(path: Path) -> dict:
+    """The JSON object of an execlib PID file, checked to be one."""
+    data = json.loads(path.read_text())
+    assert data["execlib"] == 1, data
+    return data
+
+
+def pid_in(path: Path) -> int:
+    """The pid an execlib PID file names."""
+    return pid_file_data(path)["pid"]
 
 
 def gone(pid: int) -> bool:

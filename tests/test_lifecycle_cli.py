@@ -17,8 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from execlib.lifecycle import LOG_MAX_BYTES
+
 from .helpers import execlib_cmd, read_line, wait_until
-from .lifecycle_support import Lab, gone, group_members, health, lab_fixture, python_cmd
+from .lifecycle_support import Lab, gone, group_members, health, lab_fixture, pid_file_data, pid_in, python_cmd
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -78,6 +80,16 @@ def test_start_status_request_stop(lab: Lab) -> None:
     assert os.readlink(f"/proc/{pid}/fd/0") == "/dev/null"
     assert os.readlink(f"/proc/{pid}/fd/1") == str(lab.dir / ".execlib.log")
 
+    # the PID file names execlib, the pid, the root and the address (the port file stays a bare number)
+    assert pid_file_data(lab.dir / ".execlib.pid") == {
+        "execlib": 1,
+        "pid": pid,
+        "root": str(lab.site),
+        "host": "127.0.0.1",
+        "port": port,
+    }
+    assert (lab.dir / ".execlib.port").read_text() == f"{port}\n"
+
     status = lab.run("status")
     assert status.returncode == 0, status.stderr
     assert f"pid {pid}" in status.stdout and url in status.stdout and "healthy" in status.stdout
@@ -126,7 +138,7 @@ def test_start_survives_the_terminal_going_away(lab: Lab) -> None:
     assert launcher.returncode == 0, err
     with pytest.raises(ProcessLookupError):
         os.killpg(launcher.pid, signal.SIGHUP)  # the launcher's group is empty: the server is not in it
-    pid = int((lab.dir / ".execlib.pid").read_text())
+    pid = pid_in(lab.dir / ".execlib.pid")
     url = re.search(r"at (http://\S+)", out).group(1)
     assert health(url)["pid"] == pid
     assert lab.run("stop").returncode == 0
@@ -135,10 +147,13 @@ def test_start_survives_the_terminal_going_away(lab: Lab) -> None:
 def test_second_start_is_refused_naming_the_pid(lab: Lab) -> None:
     pid, _, url = lab.start("--no-livereload")
     second = lab.run("start", str(lab.site), "--port", "0")
-    assert_one_line_error(second, "already running", f"pid {pid}", ".execlib.pid", "--no-single-instance")
+    # the way forward is the running server's URL, `stop` or --replace: --no-single-instance would
+    # leave this server running untracked once the new one takes the PID file over
+    assert_one_line_error(second, "already running", f"pid {pid}", url, ".execlib.pid", "--replace")
+    assert "--no-single-instance" not in second.stderr
     serve = lab.run("serve", str(lab.site), "--port", "0", "--pid-file", ".execlib.pid")
-    assert_one_line_error(serve, "already running", f"pid {pid}")
-    assert int((lab.dir / ".execlib.pid").read_text()) == pid
+    assert_one_line_error(serve, "already running", f"pid {pid}", url, "--replace")
+    assert pid_in(lab.dir / ".execlib.pid") == pid
     assert health(url)["pid"] == pid
 
 
@@ -147,7 +162,7 @@ def test_no_single_instance_starts_a_second_server(lab: Lab) -> None:
     second, _, second_url = lab.start("--no-livereload", "--no-single-instance")
     assert second != first
     assert health(first_url)["pid"] == first and health(second_url)["pid"] == second
-    assert int((lab.dir / ".execlib.pid").read_text()) == second  # the PID file now names the newest
+    assert pid_in(lab.dir / ".execlib.pid") == second  # the PID file now names the newest
     assert lab.run("stop").returncode == 0
     assert gone(second) and health(first_url)["pid"] == first
 
@@ -159,7 +174,7 @@ def test_serve_with_pid_file_writes_and_removes_its_files(lab: Lab) -> None:
         stderr=subprocess.PIPE,
     )
     url = re.search(r"at (http://\S+)", read_line(proc)).group(1)
-    assert int((lab.dir / "fg.pid").read_text()) == proc.pid
+    assert pid_in(lab.dir / "fg.pid") == proc.pid
     assert url == f"http://127.0.0.1:{int((lab.dir / 'fg.port').read_text())}/"
     status = lab.run("status", "--pid-file", "fg.pid")
     assert status.returncode == 0 and f"pid {proc.pid}" in status.stdout
@@ -193,15 +208,76 @@ def test_stale_pid_file_is_cleaned_up(lab: Lab) -> None:
 
     pid_file.write_text(f"{dead_pid()}\n")
     new_pid, _, url = lab.start("--no-livereload")
-    assert int(pid_file.read_text()) == new_pid and health(url)["pid"] == new_pid
+    assert pid_in(pid_file) == new_pid and health(url)["pid"] == new_pid
 
 
-def test_garbage_in_the_pid_file_counts_as_stale(lab: Lab) -> None:
-    (lab.dir / ".execlib.pid").write_text("not a pid\n")
-    assert lab.run("status").returncode == 1
+def test_a_pid_file_of_an_earlier_version_still_works(lab: Lab) -> None:
+    # earlier versions wrote the bare pid; a live server with such a file is still found and stopped
+    pid, _, url = lab.start("--no-livereload")
+    (lab.dir / ".execlib.pid").write_text(f"{pid}\n")
+    status = lab.run("status")
+    assert status.returncode == 0 and f"pid {pid}" in status.stdout and url in status.stdout
+    refused = lab.run("start", str(lab.site), "--port", "0")
+    assert_one_line_error(refused, "already running", f"pid {pid}")
     stop = lab.run("stop")
-    assert stop.returncode == 0 and "stale" in stop.stdout
-    assert not (lab.dir / ".execlib.pid").exists()
+    assert stop.returncode == 0 and f"stopped execlib server pid {pid}" in stop.stdout
+    assert gone(pid) and not (lab.dir / ".execlib.pid").exists()
+
+
+# the issue's examples: a docs config and a notes file given as --pid-file by mistake (which file
+# contents count as execlib's is covered in test_process.py)
+USER_FILES = {"conf.py": b"project = 'site'\nextensions = []\n", "notes.txt": b"remember: 42\n"}
+
+
+@pytest.mark.parametrize("name", sorted(USER_FILES))
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["stop"],
+        ["status", "--json"],
+        ["serve", "site", "--port", "0"],
+        ["serve", "site", "--port", "0", "--replace"],
+        ["serve", "site", "--port", "0", "--no-single-instance"],
+        ["start", "site", "--port", "0"],
+        ["start", "site", "--port", "0", "--replace"],
+        ["start", "site", "--port", "0", "--no-single-instance"],
+    ],
+)
+def test_a_wrong_pid_file_is_refused_and_kept(lab: Lab, command: list[str], name: str) -> None:
+    user_file = lab.dir / name
+    user_file.write_bytes(USER_FILES[name])
+    result = lab.run(*command, "--pid-file", name)
+    assert_one_line_error(result, str(user_file), "not an execlib PID file", "untouched", code=2)
+    assert user_file.read_bytes() == USER_FILES[name]
+    # nothing was started, and no companion file was created beside it
+    assert sorted(p.name for p in lab.dir.iterdir()) == sorted(["site", name])
+
+
+@pytest.mark.parametrize("command", [["serve", "site", "--port", "0"], ["start", "site", "--port", "0"]])
+def test_a_port_file_that_is_not_execlibs_is_refused_and_kept(lab: Lab, command: list[str]) -> None:
+    # --pid-file notes.pid makes notes.port the port file: a user's notes.port is never overwritten
+    (lab.dir / "notes.port").write_text("call Sam at 8000\n")
+    result = lab.run(*command, "--pid-file", "notes.pid")
+    assert_one_line_error(result, str(lab.dir / "notes.port"), "not an execlib port file", code=2)
+    assert (lab.dir / "notes.port").read_text() == "call Sam at 8000\n"
+    assert not (lab.dir / "notes.pid").exists()
+
+
+def test_stop_keeps_a_port_file_that_is_not_execlibs(lab: Lab) -> None:
+    pid_file = lab.dir / "x.pid"
+    pid_file.write_text(f"{dead_pid()}\n")
+    (lab.dir / "x.port").write_text("not a port\n")
+    stop = lab.run("stop", "--pid-file", "x.pid")
+    assert stop.returncode == 0 and "removed stale PID file" in stop.stdout
+    assert not pid_file.exists()
+    assert (lab.dir / "x.port").read_text() == "not a port\n"
+
+
+def test_a_fifo_as_pid_file_is_refused_without_blocking(lab: Lab) -> None:
+    os.mkfifo(lab.dir / "pipe.pid")
+    result = lab.run("stop", "--pid-file", "pipe.pid", timeout=20)
+    assert_one_line_error(result, "not an execlib PID file", "not a regular file", code=2)
+    assert (lab.dir / "pipe.pid").exists()
 
 
 @pytest.mark.parametrize("who", ["sleeper", "test process"])
@@ -279,7 +355,9 @@ def test_port_held_by_execlib_is_named_and_replace_reclaims_it(lab: Lab) -> None
 
     replaced = lab.run("start", str(lab.site), "--port", str(port), "--pid-file", "new.pid", "--replace")
     assert replaced.returncode == 0, replaced.stderr
-    new = int((lab.dir / "new.pid").read_text())
+    # named on the terminal, not only in the log file
+    assert f"execlib: stopped execlib server pid {old} serving {lab.site} at {url}" in replaced.stderr
+    new = pid_in(lab.dir / "new.pid")
     assert new != old and gone(old)
     assert health(url)["pid"] == new
     assert not (lab.dir / "old.pid").exists()  # the old server removed its files on SIGTERM
@@ -287,9 +365,58 @@ def test_port_held_by_execlib_is_named_and_replace_reclaims_it(lab: Lab) -> None
 
 
 def test_replace_takes_over_a_pid_file_owned_by_a_live_server(lab: Lab) -> None:
-    old, _, _ = lab.start("--no-livereload")
-    new, _, url = lab.start("--no-livereload", "--replace")
+    old, _, old_url = lab.start("--no-livereload")
+    replaced = lab.run("start", str(lab.site), "--port", "0", "--no-livereload", "--replace")
+    assert replaced.returncode == 0, replaced.stderr
+    assert f"stopped execlib server pid {old} serving {lab.site} at {old_url}" in replaced.stderr
+    assert "owned the PID file" in replaced.stderr
+    new = pid_in(lab.dir / ".execlib.pid")
+    url = re.search(r"at (http://\S+)", replaced.stdout).group(1)
     assert new != old and gone(old) and health(url)["pid"] == new
+
+
+def other_project(lab: Lab) -> Path:
+    other = lab.dir / "other-project"
+    other.mkdir()
+    (other / "index.html").write_text("<h1>other</h1>")
+    return other
+
+
+def test_replace_names_another_projects_foreground_server(lab: Lab) -> None:
+    # a server of another project, in the foreground, with no PID file: --replace stops it, and says so
+    other = other_project(lab)
+    foreign = lab.popen(
+        *execlib_cmd("serve", str(other), "--port", "0", "--no-livereload"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    url = re.search(r"at (http://\S+)", read_line(foreign)).group(1)
+    port = url.rsplit(":", 1)[1].rstrip("/")
+    replaced = lab.run("start", str(lab.site), "--port", port, "--no-livereload", "--replace")
+    assert replaced.returncode == 0, replaced.stderr
+    notice = [line for line in replaced.stderr.splitlines() if line.startswith("execlib: stopped")]
+    assert notice == [
+        f"execlib: stopped execlib server pid {foreign.pid} serving {other} at {url}, which held port {port}"
+    ]
+    assert foreign.wait(10) == 0  # it shut down cleanly, on SIGTERM
+    assert health(url)["pid"] == pid_in(lab.dir / ".execlib.pid")
+
+
+def test_serve_replace_names_the_server_it_stops(lab: Lab) -> None:
+    other = other_project(lab)
+    old, port, url = lab.start("--no-livereload", pid_file="old.pid")
+    proc = lab.popen(
+        *execlib_cmd("serve", str(other), "--port", str(port), "--no-livereload", "--replace"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert f"at {url}" in read_line(proc)
+    notice = read_line(proc, stream="stderr")
+    assert (
+        notice.strip()
+        == f"execlib: stopped execlib server pid {old} serving {lab.site} at {url}, which held port {port}"
+    )
+    assert gone(old) and health(url)["pid"] == proc.pid
 
 
 def test_port_held_by_a_foreign_process(lab: Lab, foreign_http_port: int) -> None:
@@ -347,6 +474,76 @@ def test_environment_supplies_defaults_and_options_override_them(lab: Lab) -> No
     assert lab.run("stop").returncode == 0
 
 
+@pytest.mark.parametrize("folder", ["/proc", "/sys"])
+@pytest.mark.parametrize("command", ["serve", "start"])
+def test_pid_file_in_a_folder_that_takes_no_files(lab: Lab, folder: str, command: str) -> None:
+    # /proc and /sys refuse new files even to root, so this holds however the tests are run
+    pid_file = f"{folder}/execlib-test.pid"
+    result = lab.run(command, str(lab.site), "--port", "0", "--pid-file", pid_file)
+    # start writes its log (next to the PID file) before anything else
+    expected = "cannot create the PID file" if command == "serve" else "cannot write the log file"
+    assert_one_line_error(result, expected, folder, code=2)
+    assert not os.path.exists(pid_file)
+    assert not _lab_processes(lab)
+
+
+@pytest.mark.parametrize("folder", ["/proc", "/sys"])
+def test_start_in_a_folder_that_takes_no_files(lab: Lab, folder: str) -> None:
+    # `execlib start` writes its log, PID and port files in the current folder by default
+    result = lab.run("start", str(lab.site), "--port", "0", cwd=folder)
+    assert_one_line_error(result, f"{folder}/.execlib.log", "--pid-file", code=2)
+    assert not os.path.exists(f"{folder}/.execlib.pid")
+    assert not _lab_processes(lab)
+
+
+# -- the log file -------------------------------------------------------------------------------------------
+
+
+def fill(path: Path, size: int, byte: bytes) -> bytes:
+    """Append ``size`` bytes of recognisable lines to ``path``; returns them."""
+    line = byte * 99 + b"\n"
+    data = line * (size // len(line) + 1)
+    with path.open("ab") as out:
+        out.write(data)
+    return data
+
+
+def head(path: Path) -> bytes:
+    with path.open("rb") as f:
+        return f.read(7)
+
+
+def test_start_rotates_a_large_log_and_keeps_one_backup(lab: Lab) -> None:
+    log, backup = lab.dir / ".execlib.log", lab.dir / ".execlib.log.1"
+    old = fill(log, LOG_MAX_BYTES + 1, b"a")
+    pid, _, url = lab.start("--no-livereload")
+    assert backup.read_bytes().startswith(old)
+    assert b"execlib: log rotated" in backup.read_bytes()[len(old) :]
+    assert log.stat().st_size < 64 * 1024 and "Serving" in log.read_text()
+
+    # while running: past the cap, the server moves its log aside and writes on in a new one
+    new = fill(log, LOG_MAX_BYTES + 1, b"b")
+    wait_until(lambda: head(backup) == b"Serving", timeout=20, message="the log rotated while running")
+    assert new in backup.read_bytes()  # the previous backup (ours) was replaced by this log
+    assert httpx.get(url, timeout=10).status_code == 200
+    wait_until(lambda: "GET / 200" in log.read_text(), message="access log line in the new log")
+    assert log.stat().st_size < 64 * 1024
+    assert health(url)["pid"] == pid
+    assert lab.run("stop").returncode == 0
+
+
+def test_a_backup_that_is_not_execlibs_is_never_replaced(lab: Lab) -> None:
+    log, backup = lab.dir / ".execlib.log", lab.dir / ".execlib.log.1"
+    backup.write_bytes(b"my own notes\n")
+    fill(log, LOG_MAX_BYTES + 1, b"a")
+    result = lab.run("start", str(lab.site), "--port", "0", "--no-livereload")
+    assert result.returncode == 0, result.stderr
+    assert f"{backup} is not a log backup execlib made" in result.stderr
+    assert backup.read_bytes() == b"my own notes\n"
+    assert log.stat().st_size > LOG_MAX_BYTES  # kept growing rather than lose that file
+    assert lab.run("stop").returncode == 0
+
+
 @pytest.mark.parametrize(
     ("args", "env", "fragments"),
     [
@@ -356,6 +553,8 @@ def test_environment_supplies_defaults_and_options_override_them(lab: Lab) -> No
         (["start", "site", "--port", "0", "--timeout", "soon"], {}, ["--timeout", "soon"]),
         (["start", "site", "--port", "0", "--pid-file", "no/such/dir/x.pid"], {}, ["folder", "no/such/dir"]),
         (["start", "site", "--port", "0", "--pid-file", "site"], {}, ["is a folder"]),
+        # a file where a folder should be
+        (["start", "site", "--port", "0", "--pid-file", "site/index.html/x.pid"], {}, ["folder", "index.html"]),
         (["stop", "--timeout", "-1"], {}, ["--timeout"]),
         (["stop", "--pid-file", "nothing.pid"], {}, ["no PID file", "nothing.pid"]),
         (["status", "--url", "localhost:80"], {}, ["--url"]),

@@ -15,19 +15,27 @@ import pytest
 
 from execlib import Server
 from execlib.errors import ConfigError
+from execlib.lifecycle import LogRotation, rotate_log
 from execlib.process import (
+    ForeignFileError,
     NotRunningError,
     RunFiles,
+    RunInfo,
     _proc_state,
+    check_port_file,
+    create_exclusive,
     holds_port,
     is_execlib_serve_command,
     is_execlib_server,
     pid_alive,
     read_pid,
+    read_pid_file,
     read_port,
+    remove_if_owned,
     status,
     stop,
     terminate,
+    write_atomic,
 )
 
 from .helpers import read_line, wait_until
@@ -56,18 +64,170 @@ def test_companion_files_are_named_after_the_pid_file(tmp_path: Path, monkeypatc
         RunFiles.for_pid_file(tmp_path)
 
 
-@pytest.mark.parametrize(
-    ("text", "pid"), [("123\n", 123), (" 42 ", 42), ("", None), ("abc", None), ("0", None), ("-7", None)]
-)
-def test_read_pid(tmp_path: Path, text: str, pid: int | None) -> None:
+OURS = [
+    ('{"execlib": 1, "pid": 123, "root": "/s", "host": "::", "port": 8000}\n', RunInfo(123, "/s", "::", 8000)),
+    ('{"execlib": 1, "pid": 123, "root": "/s", "host": null, "port": null}', RunInfo(123, "/s")),
+    ('{"execlib": 2, "pid": 9, "later": "keys"}', RunInfo(9)),  # a later version is still ours
+    ("123\n", RunInfo(123, legacy=True)),  # what earlier versions wrote: the pid alone
+    ("123", RunInfo(123, legacy=True)),
+]
+NOT_OURS = [
+    "",
+    " 42 ",
+    "42\n\n",
+    "0",
+    "-7",
+    "abc",
+    "print('hello')\n",
+    '{"pid": 42}',
+    '{"execlib": true, "pid": 42}',
+    '{"execlib": 1, "pid": "42"}',
+    '{"execlib": 1, "pid": 0}',
+    "[1, 2]",
+    '{"execlib": 1, "pid": 1}' + " " * 5000,
+]
+
+
+@pytest.mark.parametrize(("text", "info"), OURS)
+def test_execlib_pid_files_are_recognised(tmp_path: Path, text: str, info: RunInfo) -> None:
     (tmp_path / "x.pid").write_text(text)
-    assert read_pid(tmp_path / "x.pid") == pid
+    assert read_pid_file(tmp_path / "x.pid") == info
+    assert read_pid(tmp_path / "x.pid") == info.pid
 
 
-def test_read_missing_files_and_out_of_range_port(tmp_path: Path) -> None:
-    assert read_pid(tmp_path / "missing.pid") is None
-    (tmp_path / "x.port").write_text("70000")
-    assert read_port(tmp_path / "x.port") is None
+@pytest.mark.parametrize("text", NOT_OURS)
+def test_other_files_are_not_pid_files(tmp_path: Path, text: str) -> None:
+    (tmp_path / "x.pid").write_text(text)
+    with pytest.raises(ForeignFileError, match="not an execlib PID file"):
+        read_pid_file(tmp_path / "x.pid")
+    assert read_pid(tmp_path / "x.pid") is None
+    assert (tmp_path / "x.pid").read_text() == text
+
+
+def test_pid_file_round_trip(tmp_path: Path) -> None:
+    info = RunInfo(4321, "/abs/site", "127.0.0.1", 41873)
+    write_atomic(tmp_path / "x.pid", info.to_text())
+    assert read_pid_file(tmp_path / "x.pid") == info
+    assert [p.name for p in tmp_path.iterdir()] == ["x.pid"]  # no temporary file left behind
+
+
+def test_devices_and_fifos_are_not_pid_files(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fifo")
+    for path in (tmp_path / "fifo", Path("/dev/zero"), Path("/dev/null")):
+        with pytest.raises(ForeignFileError, match="not a regular file"):  # and never blocks or reads forever
+            read_pid_file(path)
+
+
+def test_read_missing_files_and_port_files(tmp_path: Path) -> None:
+    assert read_pid(tmp_path / "missing.pid") is None and read_pid_file(tmp_path / "missing.pid") is None
+    port = tmp_path / "x.port"
+    for text, value in (("8000\n", 8000), ("8000", 8000), ("70000", None), ("0", None), (" 80", None)):
+        port.write_text(text)
+        assert read_port(port) == value
+    check_port_file(tmp_path / "missing.port")
+    port.write_text("8000\n")
+    check_port_file(port)
+    port.write_text("remember port 8000\n")
+    with pytest.raises(ForeignFileError, match="not an execlib port file"):
+        check_port_file(port)
+
+
+def test_create_exclusive_never_replaces_a_file(tmp_path: Path) -> None:
+    target = tmp_path / "x.pid"
+    create_exclusive(target, "first\n")
+    with pytest.raises(FileExistsError):
+        create_exclusive(target, "second\n")
+    assert target.read_text() == "first\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.pid"]
+
+
+def test_remove_if_owned_removes_only_execlib_files(tmp_path: Path) -> None:
+    files = RunFiles.for_pid_file(tmp_path / "x.pid")
+    # a user's files at both paths survive, byte for byte
+    files.pid.write_bytes(b"my notes\n")
+    files.port.write_bytes(b"port of call\n")
+    remove_if_owned(files, None)
+    assert files.pid.read_bytes() == b"my notes\n" and files.port.read_bytes() == b"port of call\n"
+    # ours, but taken over by another pid: kept
+    files.pid.write_text(RunInfo(111).to_text())
+    files.port.write_text("8000\n")
+    remove_if_owned(files, 222)
+    assert files.pid.exists() and files.port.exists()
+    # ours and naming that pid: both go
+    remove_if_owned(files, 111)
+    assert not files.pid.exists() and not files.port.exists()
+    # an execlib PID file beside a port file that is not one: only the PID file goes
+    files.pid.write_text("111\n")
+    files.port.write_bytes(b"port of call\n")
+    remove_if_owned(files, 111)
+    assert not files.pid.exists() and files.port.read_bytes() == b"port of call\n"
+
+
+def test_stop_and_status_refuse_a_file_that_is_not_a_pid_file(tmp_path: Path) -> None:
+    user_file = tmp_path / "conf.py"
+    user_file.write_text("project = 'x'\n")
+    with pytest.raises(ForeignFileError, match="untouched"):
+        stop(user_file)
+    with pytest.raises(ForeignFileError):
+        status(user_file)
+    assert user_file.read_text() == "project = 'x'\n"
+
+
+# -- log rotation ------------------------------------------------------------------------------------------
+
+
+def test_rotate_log_keeps_one_backup_and_never_replaces_a_foreign_one(tmp_path: Path) -> None:
+    log, backup = tmp_path / "x.log", tmp_path / "x.log.1"
+    log.write_bytes(b"a" * 100)
+    assert rotate_log(log, max_bytes=100) == (False, None)  # not over the limit
+    log.write_bytes(b"a" * 101)
+    assert rotate_log(log, max_bytes=100) == (True, None)
+    assert not log.exists() and backup.read_bytes().startswith(b"a" * 101)
+    log.write_bytes(b"b" * 101)
+    assert rotate_log(log, max_bytes=100) == (True, None)  # our own backup is replaced
+    assert backup.read_bytes().startswith(b"b" * 101)
+
+    backup.write_bytes(b"the user's file\n")
+    log.write_bytes(b"c" * 101)
+    rotated, problem = rotate_log(log, max_bytes=100)
+    assert not rotated and problem is not None and "not a log backup execlib made" in problem
+    assert backup.read_bytes() == b"the user's file\n" and log.read_bytes() == b"c" * 101
+
+
+def test_log_rotation_while_running_moves_the_writer_to_a_new_file(tmp_path: Path) -> None:
+    log, backup = tmp_path / "x.log", tmp_path / "x.log.1"
+    # two writers sharing one log, as two servers started with --no-single-instance do
+    first = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    second = os.open(log, os.O_WRONLY | os.O_APPEND)
+    try:
+        one, two = LogRotation(log, [first], max_bytes=100), LogRotation(log, [second], max_bytes=100)
+        os.write(first, b"x" * 101)
+        one.check()
+        assert b"x" * 101 in backup.read_bytes()
+        os.write(first, b"after\n")
+        assert b"after" in log.read_bytes()  # `first` now writes to the new log
+        two.check()  # the other writer follows the path instead of rotating a second time
+        assert b"x" * 101 in backup.read_bytes()
+        os.write(second, b"second\n")
+        assert b"second" in log.read_bytes()
+    finally:
+        os.close(first)
+        os.close(second)
+
+
+def test_log_rotation_thread_is_stopped_and_joined(tmp_path: Path) -> None:
+    log = tmp_path / "x.log"
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        rotation = LogRotation(log, [fd], max_bytes=10, interval=60)
+        os.write(fd, b"y" * 11)
+        rotation.start()
+        # its first check runs at once, not after the interval
+        wait_until(lambda: (tmp_path / "x.log.1").exists(), message="first check")
+        rotation.stop()
+        assert not rotation._thread.is_alive()
+    finally:
+        os.close(fd)
 
 
 @pytest.mark.parametrize(

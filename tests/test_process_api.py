@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -14,9 +15,10 @@ import pytest
 
 import execlib
 from execlib import AlreadyRunningError, PortInUseError, Server, ServerStatus, serve, serve_background, status, stop
+from execlib.process import ForeignFileError
 
 from .helpers import wait_until
-from .lifecycle_support import Lab, gone, group_members, health, lab_fixture
+from .lifecycle_support import Lab, gone, group_members, health, lab_fixture, pid_file_data, pid_in
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -50,7 +52,13 @@ def test_serve_in_a_thread_with_a_pid_file(lab: Lab, clean_env: None) -> None:
     pid_path = lab.dir / "api.pid"
     url = serve(lab.site, foreground=False, port=0, pid_path=pid_path, livereload=False)
     try:
-        assert int(pid_path.read_text()) == os.getpid()
+        assert pid_file_data(pid_path) == {
+            "execlib": 1,
+            "pid": os.getpid(),
+            "root": str(lab.site),
+            "host": "127.0.0.1",
+            "port": int((lab.dir / "api.port").read_text()),
+        }
         assert url == f"http://127.0.0.1:{int((lab.dir / 'api.port').read_text())}/"
         assert "<h1>lab</h1>" in httpx.get(url, timeout=10).text
 
@@ -108,7 +116,28 @@ def test_serve_accepts_a_ready_made_server(lab: Lab) -> None:
         serve(Server(lab.site, port=0), port=1234)
 
 
-def test_serve_names_an_execlib_server_on_the_port_and_replace_reclaims_it(lab: Lab, clean_env: None) -> None:
+@pytest.fixture
+def execlib_warnings() -> Iterator[list[str]]:
+    """Warnings logged on the "execlib" logger (attached directly: the CLI set-up may stop propagation)."""
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.WARNING:
+                messages.append(record.getMessage())
+
+    handler = Collect()
+    logger = logging.getLogger("execlib")
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_serve_names_an_execlib_server_on_the_port_and_replace_reclaims_it(
+    lab: Lab, clean_env: None, execlib_warnings: list[str]
+) -> None:
     old, port, url = lab.start("--no-livereload")
     with pytest.raises(PortInUseError, match=f"pid {old}"):
         serve(lab.site, foreground=False, port=port)
@@ -117,6 +146,10 @@ def test_serve_names_an_execlib_server_on_the_port_and_replace_reclaims_it(lab: 
     server_url = serve(lab.site, foreground=False, port=port, replace=True, livereload=False, pre_serve=servers.append)
     try:
         assert server_url == url and gone(old)
+        # replacing is never silent: the stopped server is named in a warning
+        assert execlib_warnings == [
+            f"stopped execlib server pid {old} serving {lab.site} at {url}, which held port {port}"
+        ]
         assert health(url)["pid"] == os.getpid()
     finally:
         servers[0].shutdown()
@@ -141,7 +174,7 @@ def test_serve_background_survives_its_parent(lab: Lab) -> None:
     )
     assert parent.returncode == 0, parent.stderr
     url = parent.stdout.strip()
-    pid = int(pid_path.read_text())
+    pid = pid_in(pid_path)
     # the parent has exited; the server lives on in its own session
     assert health(url)["pid"] == pid
     assert os.getsid(pid) == pid
@@ -157,11 +190,12 @@ def test_serve_background_survives_its_parent(lab: Lab) -> None:
 def test_serve_background_errors(lab: Lab, clean_env: None) -> None:
     pid_path = lab.dir / "bg.pid"
     url = serve_background(lab.site, port=0, pid_path=pid_path, livereload=False)
-    pid = int(pid_path.read_text())
+    pid = pid_in(pid_path)
     try:
         assert health(url)["pid"] == pid
-        with pytest.raises(AlreadyRunningError, match=f"pid {pid}"):
+        with pytest.raises(AlreadyRunningError, match=f"pid {pid}") as refused:
             serve_background(lab.site, port=0, pid_path=pid_path)
+        assert url in str(refused.value) and "replace" in str(refused.value)
         port = int((lab.dir / "bg.port").read_text())
         # a held port (a second PID file, so single instance does not apply): the child fails to bind
         with pytest.raises(PortInUseError, match=f"pid {pid}"):
@@ -171,6 +205,40 @@ def test_serve_background_errors(lab: Lab, clean_env: None) -> None:
     finally:
         stop(pid_path)
     assert gone(pid)
+
+
+def test_serve_background_replace_names_the_server_it_stops(
+    lab: Lab, clean_env: None, execlib_warnings: list[str]
+) -> None:
+    pid_path = lab.dir / "bg.pid"
+    old_url = serve_background(lab.site, port=0, pid_path=pid_path, livereload=False)
+    old = pid_in(pid_path)
+    url = serve_background(lab.site, port=0, pid_path=pid_path, replace=True, livereload=False)
+    new = pid_in(pid_path)
+    try:
+        assert new != old and gone(old) and health(url)["pid"] == new
+        assert execlib_warnings == [
+            f"stopped execlib server pid {old} serving {lab.site} at {old_url}, which owned the PID file {pid_path}"
+        ]
+    finally:
+        stop(pid_path)
+
+
+@pytest.mark.parametrize("how", ["serve", "serve_background", "stop", "status"])
+def test_the_api_refuses_a_pid_path_that_is_not_a_pid_file(lab: Lab, clean_env: None, how: str) -> None:
+    user_file = lab.dir / "notes.txt"
+    user_file.write_bytes(b"remember: 42\n")
+    with pytest.raises(ForeignFileError, match="not an execlib PID file"):
+        if how == "serve":
+            serve(lab.site, foreground=False, port=0, pid_path=user_file, livereload=False)
+        elif how == "serve_background":
+            serve_background(lab.site, port=0, pid_path=user_file, livereload=False)
+        elif how == "stop":
+            stop(user_file)
+        else:
+            status(user_file)
+    assert user_file.read_bytes() == b"remember: 42\n"
+    assert sorted(p.name for p in lab.dir.iterdir()) == ["notes.txt", "site"]
 
 
 def test_serve_background_failing_to_start_raises_runtime_error_with_the_log(lab: Lab, clean_env: None) -> None:
