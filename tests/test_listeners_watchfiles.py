@@ -24,7 +24,7 @@ def test_polling_mode_sees_changes(tmp_path: Path) -> None:
     rec = Recorder()
     router = PathRouter()
     router.register(tmp_path, rec, debounce=0, delay=0, batch=True)
-    listener = router.get_listener(poll=True, poll_delay_ms=50)
+    listener = router.get_listener(backend="watchfiles", poll=True, poll_delay_ms=50)
     assert isinstance(listener, WatchfilesListener) and listener.poll
     with listener:
         (tmp_path / "sub").mkdir()

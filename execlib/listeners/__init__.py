@@ -1,7 +1,9 @@
 """Listener backends and ``get_listener``, which picks the best one for the platform.
 
 "auto" is inotify on Linux (when inotify-simple imports) and watchfiles
-elsewhere; ``poll=True`` means watchfiles in polling mode.
+elsewhere. ``poll=True`` means our own polling listener ("poll"), which
+compares nanosecond mtimes, sizes, inodes and the content of recently changed
+files; ``backend="watchfiles", poll=True`` still gives watchfiles' polling.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from ..listener import Listener
 if TYPE_CHECKING:
     from ..router import Router
 
-BACKENDS = ("auto", "inotify", "watchfiles")
+BACKENDS = ("auto", "inotify", "watchfiles", "poll")
 
 
 def inotify_available() -> bool:
@@ -33,9 +35,13 @@ def get_listener(router: Router, backend: str = "auto", poll: bool = False, **op
     if backend not in BACKENDS:
         raise ConfigError(f"unknown listener backend {backend!r}: use one of {', '.join(BACKENDS)}")
     if poll and backend == "inotify":
-        raise ConfigError("polling needs the watchfiles backend: drop backend='inotify' or poll=True")
+        raise ConfigError("inotify does not poll: for polling drop backend='inotify' (or use backend='poll')")
+    if backend == "poll" or (poll and backend == "auto"):
+        from .poll import PollingListener
+
+        return PollingListener(router, **options)
     if backend == "auto":
-        backend = "inotify" if not poll and inotify_available() else "watchfiles"
+        backend = "inotify" if inotify_available() else "watchfiles"
     if backend == "inotify":
         if not inotify_available():
             raise ConfigError("the inotify backend needs Linux and the inotify-simple package; use 'watchfiles'")
@@ -53,6 +59,10 @@ def __getattr__(name: str) -> Any:
         from .inotify import InotifyListener
 
         return InotifyListener
+    if name == "PollingListener":
+        from .poll import PollingListener
+
+        return PollingListener
     if name == "WatchfilesListener":
         from .watchfiles import WatchfilesListener
 
@@ -60,4 +70,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["BACKENDS", "InotifyListener", "Listener", "WatchfilesListener", "get_listener", "inotify_available"]
+__all__ = [
+    "BACKENDS",
+    "InotifyListener",
+    "Listener",
+    "PollingListener",
+    "WatchfilesListener",
+    "get_listener",
+    "inotify_available",
+]
