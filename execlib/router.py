@@ -509,8 +509,9 @@ class Router:
         """A listener watching every endpoint registered on this router.
 
         ``backend`` is "auto" (inotify on Linux, watchfiles elsewhere),
-        "inotify" or "watchfiles"; ``poll=True`` polls (network, Docker and WSL
-        mounts) and implies watchfiles.
+        "inotify", "watchfiles" or "poll"; ``poll=True`` polls (network, Docker
+        and WSL mounts) with execlib's own polling listener, or with
+        watchfiles' when ``backend="watchfiles"``.
         """
         from .listeners import get_listener
 
