@@ -20,8 +20,15 @@ import pytest
 from execlib import Server
 
 from .conftest import write
-from .helpers import run_async
-from .save_patterns import PROGRAM_PATTERNS, PYTHON_PATTERNS, Save
+from .helpers import run_async, wait_until
+from .save_patterns import (
+    PROGRAM_PATTERNS,
+    PYTHON_PATTERNS,
+    Save,
+    backup_rename_then_write,
+    ide_safe_write,
+    random_temp_rename,
+)
 from .test_livereload_protocol import handshake, next_message, nothing_within, until_pages_known
 
 CSS_V1 = "#box { color: rgb(255, 0, 0); }"
@@ -235,3 +242,19 @@ def test_a_never_ending_stream_still_reloads_during_it_and_ends_on_the_final_sta
         assert "final" in reloads[-1][1]
 
     run_async(run())
+
+
+@pytest.mark.parametrize(
+    "save", [random_temp_rename, backup_rename_then_write, ide_safe_write], ids=lambda f: f.__name__
+)
+def test_a_source_saved_any_way_runs_one_build(tmp_path: Path, serve, save: Save) -> None:
+    src, site = tmp_path / "src", tmp_path / "site"
+    write(src / "page.md", "v1")
+    write(site / "index.html", PAGE_V1)
+    builds: list[float] = []
+    server: Server = serve(site, watch=[src], build=lambda: builds.append(time.monotonic()))
+    save(src / "page.md", "v2")
+    wait_until(lambda: len(builds) == 1, 10, message="the build for the save")
+    write(src / "other.md", "x")  # a later change: its build is the second, so nothing came between
+    wait_until(lambda: len(builds) == 2, 10, message="the build for the later change")
+    assert server.controller.builder is not None and not server.controller.builder.running
