@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tracemalloc
 from email.utils import formatdate
 from pathlib import Path
 
@@ -12,8 +13,11 @@ import pytest
 
 from execlib.errors import ConfigError
 from execlib.server import Server
+from execlib.server.paths import _MEMO_BYTES, MAX_TARGET_BYTES, Kind, SiteResolver
+from execlib.server.static import StaticSite
 
 from .conftest import write
+from .helpers import run_async
 
 
 def raw_request(server: Server, target: bytes, method: bytes = b"GET") -> tuple[int, bytes]:
@@ -263,3 +267,55 @@ def test_static_off_serves_only_the_api(site: Path, serve, client: httpx.Client)
     server = serve(site, static=False)
     assert client.get(server.url + "index.html").status_code == 404
     assert client.get(server.url + "__execlib__/health").status_code == 200
+
+
+def test_long_paths_get_414_from_the_server_and_from_the_static_site(site: Path, serve) -> None:
+    server = serve(site)
+    long_path = b"/a" * 32_000  # 64 KB: resolving it used to block the server for minutes
+    assert raw_request(server, long_path) == (414, b"URI Too Long\n")
+    assert raw_request(server, long_path, b"HEAD") == (414, b"")
+    assert raw_request(server, b"/__execlib__/health?" + b"x" * MAX_TARGET_BYTES)[0] == 414
+    assert raw_request(server, b"/index.html")[0] == 200
+
+    async def static_alone() -> list[int]:
+        # StaticSite used on its own (no dispatcher in front) refuses them too.
+        app = StaticSite(site, inject=False)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            return [(await c.get(path)).status_code for path in ("/a" * 32_000, "/style.css")]
+
+    assert run_async(static_alone()) == [414, 200]
+
+
+def test_resolving_a_long_path_builds_nothing_quadratic(tmp_path: Path) -> None:
+    resolver = SiteResolver(tmp_path)
+    long_path = "/a" * 32_768  # 64 KB, called directly: the resolver itself has no length limit
+    tracemalloc.start()
+    try:
+        assert resolver.resolve(long_path, long_path.encode()).kind is Kind.MISSING
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # Every prefix of the path would be ~1 GB; a few copies of it are all resolution needs.
+    assert peak < 32 * len(long_path)
+    assert resolver.memo_bytes <= _MEMO_BYTES
+
+
+def test_resolver_memo_is_bounded_by_size(tmp_path: Path) -> None:
+    write(tmp_path / "deep" / "er" / "page.html", "x")
+    resolver = SiteResolver(tmp_path)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(300):  # distinct paths just under the request limit: ~5 MB if all were kept
+            path = ("/a" * MAX_TARGET_BYTES)[: MAX_TARGET_BYTES - 8] + f"/{i:06d}"
+            assert resolver.resolve(path).kind is Kind.MISSING
+            assert resolver.memo_bytes <= _MEMO_BYTES
+        for i in range(6_000):  # and many ordinary ones (~700 bytes each)
+            resolver.resolve(f"/deep/er/page{i}.html")
+            assert resolver.memo_bytes <= _MEMO_BYTES
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 2 * _MEMO_BYTES
+    # Memoised or not, mappings are right.
+    assert resolver.resolve("/deep/er/page.html").fs_path == str(tmp_path / "deep" / "er" / "page.html")

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .accesslog import AccessLogMiddleware
 from .inject import InjectMiddleware
 from .livereload import ReloadHub
+from .paths import target_too_long
 
 RESERVED_PREFIX = "/__execlib__/"
 LIVERELOAD_PATHS = frozenset({"/livereload", "/livereload.js"})
@@ -50,7 +51,8 @@ def add_livereload_routes(api: FastAPI, hub: ReloadHub) -> None:
 
 class Dispatcher:
     """Sends reserved paths, the exact paths of routes added to the API app, and lifespan to the
-    API app; everything else to the static site."""
+    API app; everything else to the static site. A request target over ``MAX_TARGET_BYTES``
+    gets 414 before either sees it."""
 
     def __init__(self, api: FastAPI, static: ASGIApp | None, api_app: ASGIApp | None = None) -> None:
         self.api = api
@@ -68,14 +70,35 @@ class Dispatcher:
         return self._api_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.static is None or scope["type"] == "lifespan":
+        if scope["type"] == "lifespan":
             await self.api_app(scope, receive, send)
             return
         path = scope["path"]
+        if target_too_long(path, scope.get("raw_path"), scope.get("query_string", b"")):
+            # Refused here, whichever app it was for: no routing, matching or resolving of a huge path.
+            await _refuse_too_long(scope, send)
+            return
+        if self.static is None:
+            await self.api_app(scope, receive, send)
+            return
         if path.startswith(RESERVED_PREFIX) or path in self.api_paths():
             await self.api_app(scope, receive, send)
         else:
             await self.static(scope, receive, send)
+
+
+async def _refuse_too_long(scope: Scope, send: Send) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008})  # before accepting: the server answers 403
+        return
+    body = b"URI Too Long\n"
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-cache"),
+    ]
+    await send({"type": "http.response.start", "status": 414, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
 
 def build_asgi(api: FastAPI, static: ASGIApp | None, *, inject: bool) -> ASGIApp:

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from .paths import BadPath, Kind, SiteResolver, url_segments
+from .paths import MAX_TARGET_BYTES, BadPath, Kind, SiteResolver, url_segments
 
 logger = logging.getLogger("execlib.livereload")
 
@@ -181,8 +181,13 @@ class ReloadHub:
         if isinstance(url, str) and url != page.url:
             page.url = url
             path = urlsplit(url).path or "/"
-            page.page_file, page.wanted = self._page_files(path)
-            page.listing = self._listing_for(path) if page.page_file is None else None
+            if len(path) > MAX_TARGET_BYTES:
+                # The server answers such a URL 414, so no page of ours shows it; whatever the
+                # client claims, resolving it would only cost time on the loop.
+                page.page_file, page.wanted, page.listing = None, frozenset(), None
+            else:
+                page.page_file, page.wanted = self._page_files(path)
+                page.listing = self._listing_for(path) if page.page_file is None else None
         resources = data.get("resources")
         if isinstance(resources, list):
             files = {self._file_for(r) for r in resources[:5000] if isinstance(r, str)}
@@ -221,7 +226,7 @@ class ReloadHub:
         return os.path.relpath(target.fs_path, self.resolver.root).replace(os.sep, "/").removeprefix(".")
 
     def _file_for(self, url_path: str) -> str | None:
-        if self.resolver is None:
+        if self.resolver is None or len(url_path) > MAX_TARGET_BYTES:  # a URL the server would answer 414
             return None
         try:
             target = self.resolver.resolve(url_path)

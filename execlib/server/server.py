@@ -153,6 +153,7 @@ class Server(BlockingService):
             raise ConfigError(f"folder not found: {os.fspath(root)}")
         if not os.path.isdir(self.root):
             raise ConfigError(f"not a folder: {os.fspath(root)}")
+        _check_readable_folder(self.root, os.fspath(root))
         if fallback is not None and not os.path.isfile(os.path.join(self.root, fallback)):
             raise ConfigError(f"fallback file not found: {fallback} (relative to {self.root})")
         if not 0 <= port <= 65535:
@@ -422,6 +423,22 @@ class Server(BlockingService):
         if self._socket is not None:
             self._socket.close()
             self._socket = None
+
+
+def _check_readable_folder(path: str, shown: str) -> None:
+    """Raise ConfigError unless the server's user may list ``path`` and enter it.
+
+    Otherwise every request would be a 404 (or a 403) with nothing saying why; better to refuse at
+    start with the reason. Tried for real rather than asked of ``os.access``, which answers for
+    the real user id, not the effective one the server reads files with.
+    """
+    try:
+        with os.scandir(path):  # listing needs read permission
+            pass
+        os.stat(os.path.join(path, os.curdir))  # looking anything up inside needs search (x)
+    except OSError as exc:
+        reason = "permission denied" if isinstance(exc, PermissionError) else (exc.strerror or str(exc))
+        raise ConfigError(f"cannot read folder {shown}: {reason}") from None
 
 
 def _set_should_exit(uv: uvicorn.Server) -> None:

@@ -4,13 +4,16 @@ Rules: every response carries ``Cache-Control: no-cache``; files have a
 content-hash ``ETag`` and ``Last-Modified`` and answer conditional requests
 with 304; ``Range`` is honoured (via Starlette's ``FileResponse``); folders
 redirect to their slashed form and show ``index.html`` or a listing; missing
-paths get the site's ``404.html`` or ours, or the SPA fallback page.
+paths get the site's ``404.html`` or ours, or the SPA fallback page. A file or
+folder the server's user may not read gets 403 and one log line; a request
+target over ``MAX_TARGET_BYTES`` gets 414 before anything is resolved.
 The hot path (a small file, no Range) is answered from ``FileCache`` without
 touching a thread pool.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from collections.abc import Callable
@@ -25,7 +28,9 @@ from starlette.types import Message, Receive, Scope, Send
 from .filecache import NO_CACHE, FileCache, http_date, weak_etag
 from .inject import SCRIPT_TAG, inject_script
 from .mimetypes import content_type, is_html
-from .paths import BadPath, Kind, SiteResolver, Target
+from .paths import BadPath, Kind, SiteResolver, Target, target_too_long
+
+logger = logging.getLogger("execlib.static")
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("execlib.server", "templates"),
@@ -64,11 +69,15 @@ class StaticSite:
                 await send({"type": "websocket.close", "code": 1008})
             return
         method = scope["method"]
+        path = scope["path"]
+        if target_too_long(path, scope.get("raw_path"), scope.get("query_string", b"")):
+            # Before anything else looks at the path: its cost must not grow with what a client sends.
+            await self._send_simple(send, 414, b"URI Too Long\n", head=method == "HEAD")
+            return
         if method not in ("GET", "HEAD"):
             await self._send_simple(send, 405, b"Method Not Allowed\n", extra=[(b"allow", b"GET, HEAD")], head=False)
             return
         head = method == "HEAD"
-        path = scope["path"]
         try:
             target = self.resolver.resolve(path, scope.get("raw_path"))
         except BadPath as bad:
@@ -84,6 +93,8 @@ class StaticSite:
             await self._redirect(scope, send, head)
         elif target.kind is Kind.DIRECTORY:
             await self._listing(scope, send, target, head)
+        elif target.kind is Kind.FORBIDDEN:
+            await self._forbidden(send, head, target.fs_path)
         elif (fallback := self._fallback_for(scope)) is not None:
             await self._send_file(scope, receive, send, fallback[0], fallback[1], head, 200)
         else:
@@ -110,7 +121,18 @@ class StaticSite:
             self.on_html_served(fs_path, st)
         headers = _conditional_headers(scope)
         wants_range = status == 200 and b"range" in headers and transform is None
-        entry = self.cache.get(fs_path, st, transform, ctype)
+        try:
+            entry = self.cache.get(fs_path, st, transform, ctype)
+            if entry is None or wants_range:
+                # Streamed below: FileResponse would open the file only after sending its headers,
+                # too late to answer 403 instead of breaking the connection. Find out now.
+                os.close(os.open(fs_path, os.O_RDONLY))
+        except PermissionError:
+            await self._forbidden(send, head, fs_path)
+            return
+        except (FileNotFoundError, NotADirectoryError):  # deleted since it was stat-ed: nothing to log
+            await self._not_found(scope, send, head)
+            return
 
         if entry is None and transform is not None:
             # An HTML page too big for the cache: still injected, read whole (pages that big are rare).
@@ -188,6 +210,9 @@ class StaticSite:
                             "mtime": datetime.fromtimestamp(st.st_mtime).strftime("%Y-%m-%d %H:%M"),
                         }
                     )
+        except PermissionError:  # a folder we may enter (x) but not list (r)
+            await self._forbidden(send, head, target.fs_path)
+            return
         except OSError:
             await self._not_found(scope, send, head)
             return
@@ -205,6 +230,11 @@ class StaticSite:
         except OSError:
             body = _TEMPLATES.get_template("404.html").render(path=scope["path"]).encode()
         await self._send_html(scope, send, 404, body, head)
+
+    async def _forbidden(self, send: Send, head: bool, fs_path: str) -> None:
+        # One line, no traceback: the fix is a chmod, and a reloading page would repeat it per request.
+        logger.warning("403: cannot read %s (permission denied)", fs_path)
+        await self._send_simple(send, 403, b"Forbidden: the server may not read this file or folder\n", head=head)
 
     def _fallback_for(self, scope: Scope) -> tuple[str, os.stat_result] | None:
         """The SPA fallback file for a GET of an extensionless path that accepts HTML."""
