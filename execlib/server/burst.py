@@ -94,7 +94,8 @@ class ChangeGate:
         self.last_at = 0.0  # when the latest event arrived
         self.last_flush = float("-inf")
         self.burst_since: float | None = None  # start of the burst (or of its current hold)
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.Handle | None = None
+        self.timer_due = 0.0  # loop time the timer fires at (uvloop's handles do not say)
         self._flushing: asyncio.Lock | None = None  # flushes go out in order, one at a time
         self._lock_loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -131,10 +132,11 @@ class ChangeGate:
     def _arm(self, loop: asyncio.AbstractEventLoop, at: float | None = None) -> None:
         due = self._due() if at is None else at
         if self.timer is not None:
-            if self.timer.when() <= due:
+            if self.timer_due <= due:
                 return  # fires sooner and looks again then
             self.timer.cancel()
         self.timer = loop.call_at(due, self._fire, loop)
+        self.timer_due = due
 
     def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
         self.timer = None

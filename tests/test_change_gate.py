@@ -1,0 +1,93 @@
+"""ChangeGate on the loop the server uses (uvloop when installed): lone saves, bursts, the hold cap."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from execlib import Action, FileEvent
+from execlib.runloop import new_loop
+from execlib.server.burst import ChangeGate
+
+
+def run(coroutine) -> None:
+    loop = new_loop()
+    try:
+        loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
+
+
+async def drained(gate: ChangeGate, timeout: float = 5.0) -> None:
+    """Wait (with a deadline) until the gate holds nothing and its flushes have run."""
+
+    async def poll() -> None:
+        while gate.holding or gate._tasks:
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+def modified(root: Path, name: str) -> FileEvent:
+    (root / name).write_text(name)
+    return FileEvent(str(root), name, Action.MODIFIED)
+
+
+def test_a_lone_save_goes_out_once_as_a_lone_flush(tmp_path: Path) -> None:
+    async def main() -> None:
+        flushed: list[list[str]] = []
+        done = asyncio.Event()
+
+        async def flush(events) -> None:
+            flushed.append([e.name for e in events])
+            done.set()
+
+        gate = ChangeGate(flush)
+        gate.add([modified(tmp_path, "index.html")])
+        await asyncio.wait_for(done.wait(), 5)
+        assert flushed == [["index.html"]] and gate.flushes == {"lone": 1}
+        assert not gate.holding
+
+    run(main())
+
+
+def test_rearming_a_timer_due_in_the_past_works_on_every_loop(tmp_path: Path) -> None:
+    # With max_hold=0 every re-arm is due at once: uvloop then hands back a plain Handle (no when()).
+    async def main() -> None:
+        flushed: list[list[str]] = []
+
+        async def flush(events) -> None:
+            flushed.append([e.name for e in events])
+
+        gate = ChangeGate(flush, quiet=0.05, max_hold=0.0)
+        for i in range(20):  # a stream: every add lands while a timer is pending
+            gate.add([modified(tmp_path, f"f{i}.html")])
+            await asyncio.sleep(0.002)
+        await drained(gate)
+        names = [n for batch in flushed for n in batch]
+        assert sorted(names) == sorted(f"f{i}.html" for i in range(20))  # every change went out, once
+
+    run(main())
+
+
+def test_a_stream_is_flushed_while_it_lasts_and_ends_on_the_final_state(tmp_path: Path) -> None:
+    async def main() -> None:
+        flushed: list[list[str]] = []
+
+        async def flush(events) -> None:
+            flushed.append([e.name for e in events])
+
+        gate = ChangeGate(flush, quiet=0.05, max_hold=0.15)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 0.6
+        i = 0
+        while loop.time() < end:  # never quiet for 50 ms
+            gate.add([modified(tmp_path, f"f{i % 7}.html")])
+            i += 1
+            await asyncio.sleep(0.005)
+        gate.add([modified(tmp_path, "final.html")])
+        await drained(gate)
+        assert gate.flushes["hold"] >= 2, gate.flushes  # pages were not held back for the whole stream
+        assert gate.flushes["burst"] == 1 and flushed[-1][-1] == "final.html"
+
+    run(main())
