@@ -7,6 +7,8 @@ Each server serves its own copy of the same small site (a page with a stylesheet
 second, untouched page) from a temp folder, on 127.0.0.1, in the same run:
 
 - **execlib**: ``python -m execlib serve DIR --port 0 -q``;
+- **execlib-poll**: the same with ``--poll`` (network shares, Docker bind mounts, WSL);
+  not in the default set, ask for it with ``--only``;
 - **livereload**: python-livereload (``pip install livereload``), ``Server().watch(DIR)``
   and ``serve(root=DIR)``, in a child process;
 - **live-server**: npm ``live-server`` at its default ``--wait`` (100 ms), installed into
@@ -99,7 +101,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 HOST = "127.0.0.1"
-SERVERS = ("execlib", "livereload", "live-server", "live-server-wait0")
+SERVERS = ("execlib", "execlib-poll", "livereload", "live-server", "live-server-wait0")
 WRITERS = ("inplace", "python-rename", "vim", "emacs", "sed", "perl", "rsync")
 # The program each writer runs, and how to get it on Debian.
 WRITER_PROGRAMS = {"vim": "vim", "emacs": "emacs", "sed": "sed", "perl": "perl", "rsync": "rsync"}
@@ -501,8 +503,8 @@ def first_line(proc: subprocess.Popen[str], timeout: float) -> str:
         raise StartError(f"printed nothing within {timeout:.0f} s") from None
 
 
-def start_execlib(site: Path, log: Path) -> tuple[subprocess.Popen[str], str]:
-    argv = [sys.executable, "-m", "execlib", "serve", str(site), "--port", "0", "-q"]
+def start_execlib(site: Path, log: Path, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen[str], str]:
+    argv = [sys.executable, "-m", "execlib", "serve", str(site), "--port", "0", "-q", *extra]
     proc = popen(argv, log, stdout_pipe=True)
     try:
         line = first_line(proc, START_TIMEOUT_S)
@@ -579,6 +581,7 @@ def start_live_server(site: Path, log: Path, extra: tuple[str, ...] = ()) -> tup
 
 STARTERS: dict[str, Callable[[Path, Path], tuple[subprocess.Popen[str], str]]] = {
     "execlib": start_execlib,
+    "execlib-poll": functools.partial(start_execlib, extra=("--poll",)),  # for mounts without notifications
     "livereload": start_livereload,
     "live-server": start_live_server,  # --wait left at its default, 100 ms
     "live-server-wait0": functools.partial(start_live_server, extra=("--wait=0",)),
@@ -1140,7 +1143,8 @@ def parse_args() -> argparse.Namespace:
         metavar="N",
         help="temp-file-and-rename saves of the page back to back; page loads counted (default 300, 0: skip)",
     )
-    parser.add_argument("--only", default=",".join(SERVERS), help=f"comma-separated subset of {','.join(SERVERS)}")
+    default = ",".join(name for name in SERVERS if name != "execlib-poll")
+    parser.add_argument("--only", default=default, help=f"comma-separated subset of {','.join(SERVERS)}")
     parser.add_argument(
         "--writers",
         default=",".join(WRITERS),
