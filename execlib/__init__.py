@@ -23,6 +23,7 @@ _LAZY = {
     "stop": "execlib.process",
     "status": "execlib.process",
     "ServerStatus": "execlib.process",
+    "configure_logging": "execlib.log",
     # file-event routing (no HTTP imports)
     "Event": "execlib.event",
     "FileEvent": "execlib.event",
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from .listeners import get_listener
     from .listeners.inotify import InotifyListener
     from .listeners.watchfiles import WatchfilesListener
+    from .log import configure_logging
     from .process import ServerStatus, status, stop
     from .router import CallbackTimeout, ChainRouter, Router, RouterBuilder, route
     from .routers.path import PathRouter
@@ -79,6 +81,7 @@ __all__ = [
     "Server",
     "StaticSite",
     "__version__",
+    "configure_logging",
     "serve",
     "serve_background",
     "ServerStatus",

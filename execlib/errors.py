@@ -10,9 +10,22 @@ class ExeclibError(Exception):
 
 
 class ConfigError(ExeclibError):
-    """A bad option or argument (missing folder, bad port, missing fallback file)."""
+    """A bad option or argument (missing folder, bad port, missing fallback file).
+
+    With ``option``, the message is about that parameter's ``value`` and reads as the Python API
+    spells it: ``ConfigError("must be 0 or more milliseconds", option="delay", value=-5)`` is
+    ``delay=-5 must be 0 or more milliseconds``. ``problem`` (the rest of the message) is written
+    by execlib, never taken from the user, and names other parameters as ``name=`` too, so the
+    command line can show its flags instead (``--delay -5 must be ...``).
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str, *, option: str | None = None, value: object = None) -> None:
+        self.option = option
+        self.value = value
+        self.problem = message
+        super().__init__(f"{option}={value!r} {message}" if option is not None else message)
 
 
 class BindError(ExeclibError):

@@ -70,6 +70,7 @@ class Route:
     batch: bool
     name: str
     is_async: bool
+    #: what a subclass keeps per route (PathRouter: its ignore matchers); not user options
     options: dict[str, Any] = field(default_factory=dict)
     net: bool = False  # batch routes: reduce each burst to its net effect on the tree
 
@@ -173,7 +174,6 @@ class Router:
         batch: bool = False,
         name: str | None = None,
         net: bool = False,
-        **options: Any,
     ) -> Route:
         """Route events of ``endpoint`` accepted by ``pattern`` (a predicate; None: all) to ``callback``.
 
@@ -182,7 +182,8 @@ class Router:
         ``net=True`` (with ``batch=True``) hands the callback each burst's net
         effect on the tree (see ``execlib.net_effect``): a temp-file-and-rename
         save is one "modified", and a burst that changed nothing runs nothing.
-        ``actions`` then applies to the net events.
+        ``actions`` then applies to the net events. An unknown keyword is a
+        TypeError: a misspelt option must not quietly widen the route.
         """
         if net and not batch:
             raise ValueError("net=True needs batch=True: a net effect is a property of a whole burst")
@@ -201,7 +202,6 @@ class Router:
             batch=batch,
             name=name or _callback_name(callback),
             is_async=_is_async(callback),
-            options=options,
             net=net,
         )
         with self._lock:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+import re
+import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
 
+import execlib
 from execlib import Server
 from execlib.errors import ConfigError
 
@@ -206,10 +211,88 @@ def test_build_on_start_and_on_change_batches(project: dict[str, Path], serve) -
 
 
 def test_build_configuration_errors(project: dict[str, Path]) -> None:
-    with pytest.raises(ConfigError, match="needs --watch"):
+    # the Python API names its parameters (the command line shows its flags instead)
+    with pytest.raises(ConfigError, match=r"^build='true' needs watch= paths"):
         Server(project["site"], build="true")
-    with pytest.raises(ConfigError, match="watch path not found"):
+    with pytest.raises(ConfigError, match=r"^watch='.*nope' does not exist$"):
         Server(project["site"], watch=[project["src"] / "nope"], build="true")
+    with pytest.raises(ConfigError, match=r"^watch='.*site' is the served folder itself"):
+        Server(project["site"], watch=[project["src"], str(project["site"])], build="true")
+    with pytest.raises(ConfigError, match=r"^build_timeout=0 must be a number of seconds more than 0$"):
+        Server(project["site"], watch=[project["src"]], build="true", build_timeout=0)
+
+
+@pytest.fixture
+def build_log() -> Iterator[list[logging.LogRecord]]:
+    """Records of the ``execlib`` logger at INFO and up, whatever the process's logging set-up."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("execlib")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield records
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def test_a_successful_build_logs_one_info_line(project: dict[str, Path], serve, build_log) -> None:
+    server = serve(project["site"], watch=[project["src"]], build=command(project))
+    write(project["src"] / "index.md", "second")
+    wait_until(lambda: server.controller.builder is not None and server.controller.builder.last is not None, 10)
+    build_lines = [r for r in build_log if r.name == "execlib.build"]
+    assert [r.levelno for r in build_lines] == [logging.INFO], [r.getMessage() for r in build_lines]
+    assert re.fullmatch(r"build succeeded in \d+\.\d\d s", build_lines[0].getMessage())
+
+
+def _nested_template_error(name: str) -> None:
+    raise KeyError(name)
+
+
+def test_a_failing_callable_traceback_starts_at_the_users_frames(project: dict[str, Path], serve, build_log) -> None:
+    def build() -> None:
+        _nested_template_error("title")
+
+    server = serve(project["site"], watch=[project["src"]], build=build)
+    write(project["src"] / "index.md", "x")
+    wait_until(lambda: server.hub.error is not None, 10, message="the overlay to be set")
+    title, text = server.hub.error
+    assert title == "Build failed: KeyError: 'title'"
+    lines = text.splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert lines[1].startswith(f'  File "{__file__}"') and lines[1].endswith("in build"), lines[1]
+    assert "_nested_template_error" in text and lines[-1] == "KeyError: 'title'"
+    frames = [line for line in lines if line.startswith("  File ")]
+    assert len(frames) == 2 and not any(os.path.dirname(execlib.__file__) in f for f in frames), text
+    assert "asyncio" not in text and "concurrent" not in text, text
+    # the terminal shows the same trimmed traceback under the summary
+    logged = next(r.getMessage() for r in build_log if r.levelno == logging.ERROR and r.name == "execlib.build")
+    assert logged.splitlines()[0] == "Build failed: KeyError: 'title'"
+    assert logged.splitlines()[1].strip() == "Traceback (most recent call last):"
+    assert "asyncio" not in logged
+
+
+EMBEDDER = """
+import sys, execlib
+
+execlib.configure_logging()  # the one call an embedding tool makes to get the command line's output
+server = execlib.Server(sys.argv[1], port=0, watch=[sys.argv[2]], build=lambda: None, build_on_start=True)
+server.start_in_thread()
+server.shutdown()
+server.wait(10)
+"""
+
+
+def test_configure_logging_gives_an_embedder_the_build_line(project: dict[str, Path]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", EMBEDDER, str(project["site"]), str(project["src"])],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^execlib: INFO: build succeeded in \d+\.\d\d s$", result.stderr, re.M), result.stderr
 
 
 def test_start_in_thread_waits_for_a_slow_startup_build(project: dict[str, Path]) -> None:

@@ -325,3 +325,19 @@ def test_builder_names_a_missing_group(tmp_path) -> None:
 
     with pytest.raises(KeyError, match="nowhere"):
         Broken(endpoints={}).build()
+
+
+def test_register_refuses_unknown_keywords(router: Router) -> None:
+    # once accepted into **options and ignored: a typo made a route that took every event
+    with pytest.raises(TypeError, match="unexpected keyword argument 'debouce'"):
+        router.register(ROOT, print, debouce=0)
+    assert router.routes == []
+
+
+def test_builder_passes_a_misspelt_route_option_on_as_a_type_error(tmp_path) -> None:
+    class Typo(RouterBuilder):
+        @route("r", "pages", globs="**/*.html")
+        def cb(self, event: FileEvent) -> None: ...
+
+    with pytest.raises(TypeError, match="globs"):
+        Typo(endpoints={"pages": tmp_path}).build()

@@ -135,3 +135,42 @@ def test_submit_runs_matching_routes_only(router: PathRouter, tmp_path: Path) ->
     wait(router.submit([fe(tmp_path, "a.css"), fe(tmp_path, "b.html"), fe(tmp_path, "c.html", Action.CREATED)]), 5)
     assert [e.name for e in css] == ["a.css"]
     assert [e.name for e in html] == ["c.html"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "opener"),
+    [("[abc", "'['"), ("*.@(html|css", "'@('"), ("{docs,src/*.md", "'{'"), ("src/[a-z*.md", "'['")],
+)
+def test_an_unclosed_bracket_brace_or_group_is_a_config_error_naming_the_pattern(
+    router: PathRouter, tmp_path: Path, pattern: str, opener: str
+) -> None:
+    # wcmatch would take each literally: the route would quietly match nothing
+    with pytest.raises(ConfigError) as glob_error:
+        router.register(tmp_path, print, glob=["**/*.md", pattern])
+    assert str(glob_error.value).startswith(f"glob={pattern!r} is not a valid glob"), glob_error.value
+    assert f"has a {opener}" in str(glob_error.value)
+    with pytest.raises(ConfigError, match=r"^ignore="):
+        router.register(tmp_path, print, ignore=pattern)
+    assert router.routes == []
+
+
+def test_literal_brackets_written_as_such_still_work(router: PathRouter, tmp_path: Path) -> None:
+    router.register(tmp_path, print, glob=["\\[draft\\]*.md", "[[]old]*.md", "[]x]*.txt", "*.[[:alpha:]]s"])
+    for name in ("[draft] a.md", "[old] b.md", "]x.txt", "app.js"):
+        assert matched(router, fe(tmp_path, name)), name
+    assert not matched(router, fe(tmp_path, "d a.md"))
+
+
+def test_ignore_given_as_one_string_is_one_pattern(router: PathRouter, tmp_path: Path) -> None:
+    # read letter by letter, "*.log" ignored everything ("*" was one of its "patterns")
+    router.register(tmp_path, print, ignore="*.log")
+    assert matched(router, fe(tmp_path, "a.txt"))
+    assert not matched(router, fe(tmp_path, "debug.log"))
+
+
+def test_a_misspelt_option_is_a_type_error_not_a_route_for_everything(router: PathRouter, tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="globs"):
+        router.register(tmp_path, print, globs="**/*.md")
+    assert router.routes == []
+    with pytest.raises(ConfigError, match=r"^glob=5 must be a glob string"):
+        router.register(tmp_path, print, glob=5)

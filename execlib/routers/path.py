@@ -49,6 +49,86 @@ DEFAULT_IGNORES: tuple[str, ...] = (
 #: wcmatch flags for route globs: ``**``, extglob ``@(a|b)``, ``!negation``, ``{a,b}``, dotfiles matched by ``*``.
 GLOB_FLAGS = wcglob.GLOBSTAR | wcglob.EXTGLOB | wcglob.NEGATE | wcglob.BRACE | wcglob.DOTGLOB
 
+_CLOSERS = {"[": "]", "{": "}", "(": ")"}
+
+
+def _bracket_end(pattern: str, start: int) -> int:
+    """Index of the ``]`` closing the ``[`` at ``start``, or -1."""
+    i = start + 1
+    if i < len(pattern) and pattern[i] in "!^":
+        i += 1
+    if i < len(pattern) and pattern[i] == "]":
+        i += 1  # a ``]`` first in the set is a member, not the end
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "[" and pattern[i + 1 : i + 2] in (":", ".", "="):  # [:alpha:] and friends
+            close = pattern.find(pattern[i + 1] + "]", i + 2)
+            if close >= 0:
+                i = close + 2
+                continue
+        if char == "]":
+            return i
+        i += 1
+    return -1
+
+
+def glob_problem(pattern: str) -> str | None:
+    """Why ``pattern`` is not a valid glob (an unclosed ``[``, ``{`` or ``@(``), or None.
+
+    wcmatch takes an unclosed one literally: ``[abc`` would then match only a file named
+    ``[abc``, and a route with that typo would quietly never run. A literal bracket is still
+    possible, escaped: ``\\[`` or ``[[]``.
+    """
+    opened: list[tuple[str, int]] = []  # "{" or "(" and where, innermost last
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "[":
+            end = _bracket_end(pattern, i)
+            if end < 0:
+                return f"has a '[' at position {i} that is never closed by ']' (write \\[ for a literal '[')"
+            i = end + 1
+            continue
+        if char in "?*+@!" and pattern[i + 1 : i + 2] == "(":
+            opened.append(("(", i))
+            i += 2
+            continue
+        if char == "{":
+            opened.append(("{", i))
+        elif opened and char == _CLOSERS[opened[-1][0]]:
+            opened.pop()
+        i += 1
+    if opened:
+        kind, at = opened[-1]
+        shown = pattern[at : at + 2] if kind == "(" else "{"
+        return (
+            f"has a '{shown}' at position {at} that is never closed by '{_CLOSERS[kind]}'"
+            f" (write \\{shown} for a literal '{shown}')"
+        )
+    return None
+
+
+def check_globs(option: str, patterns: object) -> list[str]:
+    """``patterns`` (one glob, or an iterable of them) as a list; ConfigError naming ``option`` if one is bad."""
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    elif isinstance(patterns, (bytes, os.PathLike)) or not isinstance(patterns, Iterable):
+        raise ConfigError("must be a glob string or a list of them", option=option, value=patterns)
+    checked = list(patterns)
+    for pattern in checked:
+        if not isinstance(pattern, str):
+            raise ConfigError("must be a glob string", option=option, value=pattern)
+        problem = glob_problem(pattern)
+        if problem is not None:
+            raise ConfigError(f"is not a valid glob: it {problem}", option=option, value=pattern)
+    return checked
+
 
 def _ignore_patterns(pattern: str) -> list[str]:
     """gitignore-like reading of one ignore glob, as wcmatch patterns for a relative path.
@@ -160,7 +240,6 @@ class PathRouter(Router):
         gitignore: bool = False,
         name: str | None = None,
         net: bool = False,
-        **options: Any,
     ) -> Route:
         """Call ``func`` for changes below ``path`` whose relative name matches ``glob``.
 
@@ -175,7 +254,12 @@ class PathRouter(Router):
         a single file: the route then watches its folder for that name only.
         A folder reached through a symlink keeps its given name in events, and
         the listener follows the symlink when it is re-pointed.
+
+        An unknown keyword (``globs=``) is a TypeError, and a glob with an
+        unclosed ``[``, ``{`` or ``@(`` a ConfigError naming it.
         """
+        patterns = check_globs("glob", glob)
+        ignore = check_globs("ignore", ignore)
         # A folder is kept as given, symlinks and all: when ``current`` is re-pointed at another
         # release the listener follows it. A single file is watched where it really lives.
         endpoint = given_path(path)
@@ -183,11 +267,10 @@ class PathRouter(Router):
             raise ConfigError(f"path not found: {os.fspath(path)}")
         if not os.path.isdir(endpoint):
             endpoint = os.path.realpath(endpoint)
-            glob = [wcglob.escape(os.path.basename(endpoint))]
+            patterns = [wcglob.escape(os.path.basename(endpoint))]
             endpoint = os.path.dirname(endpoint)
-        patterns = [glob] if isinstance(glob, str) else list(glob)
         if not patterns:
-            raise ConfigError("glob must name at least one pattern")
+            raise ConfigError("must name at least one pattern", option="glob", value=glob)
         if all(p.startswith("!") for p in patterns):
             patterns.insert(0, "**/*")  # only exclusions given: exclude them from everything
         ignored = IgnoreMatcher((*DEFAULT_IGNORES, *ignore))
@@ -203,7 +286,6 @@ class PathRouter(Router):
             batch=batch,
             name=name,
             net=net,
-            **options,
         )
         route.options["ignored"] = ignored
         route.options["gitignore"] = GitIgnore(endpoint, ignored) if gitignore else None

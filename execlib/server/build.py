@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import inspect
 import logging
@@ -19,12 +20,24 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from types import TracebackType
 
 logger = logging.getLogger("execlib.build")
 
 TAIL_LINES = 50
 
 BuildTarget = str | Callable[[], object] | Callable[[], Awaitable[object]]
+
+# Where the frames that call a build callable live: execlib itself, asyncio, and the thread pool
+# of asyncio.to_thread. A failed build's traceback starts below them, at the user's own code.
+_CALLER_DIRS = tuple(
+    os.path.dirname(path) + os.sep
+    for path in (
+        os.path.dirname(os.path.abspath(__file__)),  # execlib/server -> execlib/
+        os.path.abspath(asyncio.__file__),
+        os.path.dirname(os.path.abspath(concurrent.futures.__file__)),  # concurrent/futures -> concurrent/
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -107,7 +120,7 @@ class BuildRunner:
     async def run_once(self) -> BuildResult:
         self.builds += 1
         started = time.time()
-        logger.info("build: running %s", self.description)
+        logger.debug("build: running %s", self.description)  # the outcome is the one line shown at INFO
         try:
             if isinstance(self.target, str):
                 result = await self._run_command(self.target, started)
@@ -117,10 +130,10 @@ class BuildRunner:
             result = BuildResult(False, f"Build could not run: {error}", "", started, time.time())
         self.last = result
         if result.ok:
-            logger.info("build: %s", result.summary)
+            logger.info("%s", result.summary)  # "build succeeded in 0.46 s"
         else:
             tail = "\n".join("    " + line for line in result.output.splitlines())
-            logger.error("build: %s%s", result.summary, "\n" + tail if tail else "")
+            logger.error("%s%s", result.summary, "\n" + tail if tail else "")
         return result
 
     async def _run_command(self, command: str, started: float) -> BuildResult:
@@ -182,10 +195,24 @@ class BuildRunner:
             )
         except Exception as error:
             text = "".join(traceback.format_exception_only(type(error), error)).strip()
-            lines = "".join(traceback.format_exception(error)).splitlines()[-TAIL_LINES:]
+            lines = user_traceback(error).splitlines()[-TAIL_LINES:]
             return BuildResult(False, f"Build failed: {text}", "\n".join(lines), started, time.time())
         finished = time.time()
         return BuildResult(True, f"build succeeded in {finished - started:.2f} s", "", started, finished)
+
+
+def user_traceback(error: BaseException) -> str:
+    """``error``'s formatted traceback, from the build callable's frame down.
+
+    The frames above it (execlib's build runner, asyncio's wait_for and to_thread, the worker
+    thread) say nothing about the user's bug, and pushed its lines out of the overlay's tail.
+    """
+    tb: TracebackType | None = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_CALLER_DIRS):
+        tb = tb.tb_next
+    if tb is None:  # raised inside those frames themselves: better all of it than nothing
+        tb = error.__traceback__
+    return "".join(traceback.TracebackException(type(error), error, tb).format())
 
 
 def _kill_group(pid: int) -> None:
