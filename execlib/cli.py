@@ -7,11 +7,13 @@ status (``ExeclibError.exit_code``), never a traceback.
 from __future__ import annotations
 
 import argparse
+import re
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 
 from . import __version__
-from .errors import ExeclibError
+from .errors import ConfigError, ExeclibError
 
 PROG = "execlib"
 
@@ -145,6 +147,12 @@ def _watch(args: argparse.Namespace) -> int:
     return run_watch(args)
 
 
+def _after_build(argv: Sequence[str], word: str) -> bool:
+    """Whether ``word`` comes after a ``--build`` option in ``argv``."""
+    builds = [i for i, arg in enumerate(argv) if arg == "--build" or arg.startswith("--build=")]
+    return bool(builds) and word in argv[builds[0] + 1 :]
+
+
 def _split_watch_command(argv: list[str]) -> tuple[list[str], list[str]]:
     """``execlib watch PATH... -- COMMAND ARGS``: what follows the first ``--`` is COMMAND, kept from argparse."""
     subcommand = next((arg for arg in argv if not arg.startswith("-")), None)
@@ -154,16 +162,61 @@ def _split_watch_command(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv[:split], argv[split + 1 :]
 
 
+def build_quoting_hint(command: str, words: Sequence[str]) -> str:
+    """What to say when the words after ``--build COMMAND`` look like the rest of an unquoted command."""
+    return (
+        f"--build takes one argument; quote a command with spaces: --build {shlex.quote(' '.join([command, *words]))}"
+    )
+
+
+def _flag(option: str) -> str:
+    return "--" + option.replace("_", "-")
+
+
+def _shown(value: object) -> str:
+    """A value as it would be typed on the command line (``-5``, not ``-5.0``)."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return shlex.quote(str(value))
+
+
+def error_message(error: ExeclibError, args: argparse.Namespace) -> str:
+    """``error``'s message, with the parameters it names (``delay=``) shown as this command's flags.
+
+    The library names its parameters as the Python API spells them; only what the user typed as an
+    option is renamed, and only in the parts of the message execlib wrote (never in a value).
+    """
+    if not isinstance(error, ConfigError) or error.option is None or not hasattr(args, error.option):
+        return str(error)
+
+    def rename(match: re.Match[str]) -> str:
+        return _flag(match.group(1)) if hasattr(args, match.group(1)) else match.group(0)
+
+    problem = re.sub(r"\b([a-z][a-z_]*)=(?![\w'\"])", rename, error.problem)
+    return f"{_flag(error.option)} {_shown(error.value)} {problem}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv, watch_command = _split_watch_command(list(sys.argv[1:] if argv is None else argv))
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        build = getattr(args, "build", None)
+        if build is not None and _after_build(argv, extras[0]):
+            # `--build make html`: argparse took "make" as COMMAND and has no place for "html"
+            print(
+                f"{PROG}: error: unrecognized arguments: {' '.join(extras)} ({build_quoting_hint(build, extras)})",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 2
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
     if watch_command:
         args.watch_command = watch_command
     try:
         return int(args.handler(args) or 0)
     except ExeclibError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr, flush=True)
+        print(f"{PROG}: error: {error_message(error, args)}", file=sys.stderr, flush=True)
         return error.exit_code
     except KeyboardInterrupt:
         return 130

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import logging
 import os
+import socket
 import sys
 import threading
 import webbrowser
@@ -48,26 +50,70 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_host(host: str) -> None:
+    """Raise ConfigError (naming ``--host``) unless this machine can listen on ``host`` at all.
+
+    Done before anything else is set up, so that an address of another machine, a typo or an
+    empty value is a bad option, not a failure after a warning about being visible on the network.
+    A port that is taken is another matter, found out when the server binds its own.
+    """
+    if not host.strip():
+        raise ConfigError(f"--host {host!r} is empty: give a host name or an address (127.0.0.1, ::1, 0.0.0.0)")
+    try:
+        infos = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host} is not a known host name or address ({exc.strerror})") from None
+    family, socktype, proto, _, address = infos[0]
+    with socket.socket(family, socktype, proto) as probe:
+        try:
+            probe.bind(address)  # port 0: never conflicts with anything
+        except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise ConfigError(
+                    f"--host {host} is not an address of this machine; use 127.0.0.1, or 0.0.0.0 for every network"
+                ) from None
+            raise ConfigError(f"--host {host} cannot be listened on: {exc.strerror or exc}") from None
+
+
+def open_browser(url: str) -> None:
+    """Open ``url`` in the user's browser, or say that it did not happen (and where to go)."""
+    try:
+        opened = webbrowser.open(url)
+    except Exception as exc:  # webbrowser raises what its launchers raise; none of it may end serving
+        logger.debug("opening a browser failed: %r", exc)
+        opened = False
+    if not opened:
+        print(f"execlib: warning: could not open a browser; open {url} yourself", file=sys.stderr, flush=True)
+
+
 def run_serve(args: argparse.Namespace) -> int:
     configure_logging(-1 if args.quiet else 1 if args.verbose else 0, args.log_format)
     host, port = resolve_host_port(args.host, args.port)
     if not os.path.exists(args.root):
-        raise ConfigError(f"folder not found: {args.root}")
+        hint = ""
+        if args.build is not None and " " not in args.build.strip():
+            # `--build make html` takes "html" as the folder to serve
+            from .cli import build_quoting_hint
+
+            hint = f" ({build_quoting_hint(args.build, [args.root])})"
+        raise ConfigError(f"folder not found: {args.root}{hint}")
     if not os.path.isdir(args.root):
         raise ConfigError(f"not a folder: {args.root}")
-    if not is_loopback(host):
-        print(
-            f"execlib: warning: listening on {host}: {args.root} is now visible to other machines on the network",
-            file=sys.stderr,
-            flush=True,
-        )
+    check_host(host)
 
     from .server import Server
 
     def announce(server: Server) -> None:
+        if not is_loopback(host):  # said once the socket is bound: a failed bind exposed nothing
+            print(
+                f"execlib: warning: listening on {host}: {args.root} is now visible to other machines on the network",
+                file=sys.stderr,
+                flush=True,
+            )
         print(f"Serving {args.root} at {server.url}", flush=True)
         if args.open:
-            threading.Thread(target=webbrowser.open, args=(server.url,), daemon=True).start()
+            # a thread: a browser command may only return when the browser is closed
+            threading.Thread(target=open_browser, args=(server.url,), daemon=True).start()
 
     server = Server(
         args.root,

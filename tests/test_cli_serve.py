@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .helpers import execlib_cmd, read_line, remaining_lines, start_cli
+from .helpers import execlib_cmd, read_line, remaining_lines, start_cli, wait_until
 
 
-def run_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(execlib_cmd(*args), capture_output=True, text=True, timeout=timeout)
+def run_cli(*args: str, timeout: float = 20, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(execlib_cmd(*args), capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+def assert_only_error(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    """The run printed nothing on stderr but one ``execlib: error:`` line, and exited with status 2."""
+    err = result.stderr
+    assert err.startswith("execlib: error: ") and err.count("\n") == 1, err
+    assert result.returncode == 2, (result.returncode, err)
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+    return err
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -109,12 +121,85 @@ def test_port_in_use_names_the_port(tmp_path: Path) -> None:
     assert_one_line_error(result, str(port), "--port 0")
 
 
-def test_non_loopback_host_warns(tmp_path: Path) -> None:
-    # 192.0.2.1 (TEST-NET-1) is not on this machine: we see the warning, then a bind error, and never
-    # listen on anything but loopback.
-    result = run_cli("serve", str(tmp_path), "--host", "192.0.2.1", "--port", "0")
-    assert "visible to other machines" in result.stderr
-    assert_one_line_error(result, "192.0.2.1")
+@pytest.mark.parametrize(
+    ("host", "fragments"),
+    [
+        # 10.99.99.99 is not on this machine: no warning that the folder is now visible (it is not)
+        ("10.99.99.99", ["--host 10.99.99.99 is not an address of this machine", "127.0.0.1"]),
+        ("", ["--host '' is empty"]),
+        ("no-such-host.invalid", ["--host no-such-host.invalid is not a known host"]),
+    ],
+)
+def test_a_host_that_cannot_be_bound_is_one_error_line_and_no_warning(
+    tmp_path: Path, host: str, fragments: list[str]
+) -> None:
+    assert_only_error(run_cli("serve", str(tmp_path), "--host", host, "--port", "0"), *fragments)
+
+
+@pytest.mark.parametrize(
+    ("options", "fragments"),
+    [
+        (["--delay", "-5"], ["--delay -5 must be a number of milliseconds, 0 or more"]),
+        (["--build-timeout", "0"], ["--build-timeout 0 must be a number of seconds more than 0"]),
+        (["--build-timeout", "-1"], ["--build-timeout -1 must be"]),
+        (["--ignore", "[abc"], ["--ignore '[abc' is not a valid glob", "never closed by ']'"]),
+        (["--ignore", "*.@(js|css"], ["--ignore '*.@(js|css' is not a valid glob", "'@('"]),
+    ],
+)
+def test_bad_option_values_are_one_line_naming_the_flag(
+    tmp_path: Path, options: list[str], fragments: list[str]
+) -> None:
+    (tmp_path / "site").mkdir()
+    (tmp_path / "src").mkdir()
+    build = ["--build", "true", "--watch", str(tmp_path / "src")] if "--build-timeout" in options else []
+    err = assert_only_error(run_cli("serve", str(tmp_path / "site"), "--port", "0", *options, *build), *fragments)
+    assert "=" not in err  # flags, not the Python API's parameter names (delay=)
+
+
+def test_library_errors_name_flags_on_the_command_line(tmp_path: Path) -> None:
+    (tmp_path / "site").mkdir()
+    err = assert_only_error(run_cli("serve", str(tmp_path / "site"), "--port", "0", "--build", "true"))
+    assert err == "execlib: error: --build true needs --watch paths: the sources it rebuilds from\n"
+    err = assert_only_error(run_cli("watch", str(tmp_path), "--glob", "{a,b", "--", "true"))
+    assert err.startswith("execlib: error: --glob '{a,b' is not a valid glob"), err
+
+
+def test_an_unquoted_build_command_gets_a_quoting_hint(tmp_path: Path) -> None:
+    hint = "--build takes one argument; quote a command with spaces: --build 'make html'"
+    (tmp_path / "site").mkdir()
+    # the root given: argparse has no place for "html"
+    assert_only_error(run_cli("serve", "site", "--build", "make", "html", cwd=tmp_path), "arguments: html", hint)
+    # no root given: "html" was taken as the folder to serve
+    assert_only_error(run_cli("serve", "--build", "make", "html", cwd=tmp_path), "folder not found: html", hint)
+    # a quoted command and a missing folder: no hint, the folder is the mistake
+    err = assert_only_error(run_cli("serve", "nope", "--build", "make html", cwd=tmp_path), "folder not found: nope")
+    assert "quote" not in err
+
+
+def test_open_without_a_browser_warns_with_the_url(site: Path, tmp_path: Path) -> None:
+    failing = tmp_path / "no-browser"
+    failing.write_text("#!/bin/sh\nexit 3\n")
+    failing.chmod(0o755)
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    # No display, no terminal and nothing on PATH: the failing BROWSER is the only browser to try.
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "TERM")}
+    env.update(BROWSER=str(failing), PATH=str(empty))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "execlib", "serve", str(site), "--port", "0", "--open"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        url = read_line(proc).split(" at ")[1].strip()
+        warning = read_line(proc, stream="stderr")
+        assert warning == f"execlib: warning: could not open a browser; open {url} yourself\n"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+    assert proc.returncode == 0
 
 
 def test_open_launches_the_browser_once_ready(site: Path, tmp_path: Path) -> None:
@@ -124,8 +209,6 @@ def test_open_launches_the_browser_once_ready(site: Path, tmp_path: Path) -> Non
     fake_browser.chmod(0o755)
     proc, url = start_cli("serve", str(site), "--port", "0", "--open", env={"BROWSER": str(fake_browser)})
     try:
-        from .helpers import wait_until
-
         wait_until(lambda: opened.exists() and opened.read_text().strip(), 10, message="the browser to be opened")
         assert opened.read_text().strip() == url
     finally:
