@@ -8,12 +8,14 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from execlib import Action, FileEvent, Listener, ListenerDiedError, PathRouter
+from execlib import Action, Event, FileEvent, Listener, ListenerDiedError, PathRouter
 from tests.helpers import wait_until
 from tests.listener_support import Recorder
 
@@ -359,3 +361,52 @@ def test_root_below_a_symlinked_folder_follows_it(tmp_path: Path, backend: str) 
         (tmp_path / "v2" / "public" / "new.txt").write_text("x")
         rec.wait_for("new.txt")
         assert {e.endpoint for e in rec.events} == {str(public)}
+
+
+class HeldRouter(PathRouter):
+    """A PathRouter whose first submit waits for ``release``: changes pile up meanwhile, as in a busy moment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def submit(self, events: Event | Iterable[Event]) -> list[Future[Any]]:
+        if not self.holding.is_set():
+            self.holding.set()
+            self.release.wait(10)
+        return super().submit(events)
+
+
+def next_clock_tick(after: Path, clock: Path) -> None:
+    """Return once a file written now gets a later mtime than ``after`` (the kernel's clock is coarse)."""
+
+    def ticked() -> bool:
+        clock.write_text("tick")  # outside the watched folder
+        return clock.stat().st_mtime_ns > after.stat().st_mtime_ns
+
+    wait_until(ticked, 5, message="the file clock to move on")
+
+
+def test_a_batch_comes_in_the_order_the_changes_happened(tmp_path: Path, backend: str) -> None:
+    # A new subfolder's files are found by looking into it, after the events read with its creation;
+    # a file written there last must not come before a change made earlier elsewhere.
+    root, clock = tmp_path / "root", tmp_path / "clock"
+    root.mkdir()
+    rec = Recorder()
+    router = HeldRouter()
+    router.register(root, rec, debounce=200, delay=0, batch=True)
+    with router.get_listener(backend=backend):
+        (root / "first.txt").write_text("x")
+        wait_until(router.holding.is_set, 10, message="the listener to hand over a first batch")
+        (root / "sub").mkdir()
+        (root / "z.txt").write_text("written before the files in sub")
+        next_clock_tick(root / "z.txt", clock)
+        (root / "sub" / "b.txt").write_text("b")
+        next_clock_tick(root / "sub" / "b.txt", clock)
+        (root / "sub" / "a.txt").write_text("a, written last")
+        router.release.set()
+        rec.wait_for("sub/a.txt")
+        names = [e.name for e in rec.events]
+    assert names.index("z.txt") < names.index("sub/b.txt") < names.index("sub/a.txt"), names
+    assert names.index("sub") < names.index("sub/b.txt"), names

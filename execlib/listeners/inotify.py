@@ -20,6 +20,11 @@ A file's change is reported when its writer closes it (IN_CLOSE_WRITE), not on
 every write(), so callbacks see whole files; a new regular file is reported
 once, as CREATED, when it is first closed.
 
+Events keep the kernel's order. What a new folder was found to hold comes
+last in its batch, in the order the files were last written: the scan that
+finds them runs after the kernel's events were read, and what it finds may
+have been written after any of them.
+
 When the kernel's watch limit (``fs.inotify.max_user_watches``) is reached,
 the error says how many watches are needed and how to raise the limit, and
 the listener carries on with the watchfiles backend instead.
@@ -40,6 +45,7 @@ from inotify_simple import flags as F
 from ..event import Action, FileEvent
 from ..fspath import trace
 from ..listener import Listener
+from .order import chronological, written_ns
 
 logger = logging.getLogger("execlib.listener")
 
@@ -144,11 +150,17 @@ class InotifyListener(Listener):
             if self._stop_r in ready or self._stopping.is_set():
                 return
             raw = self._inotify.read(timeout=0)
+            found: list[FileEvent] = []  # what new folders held when we looked: reported last
             try:
-                events = self._translate(raw)
+                events = self._translate(raw, found)
+                if found:
+                    # What the kernel queued while we scanned goes before what the scan found: a
+                    # file written in a new folder after a change elsewhere must not be reported first.
+                    events += self._translate(self._inotify.read(timeout=0), found)
             except WatchLimitError:
                 self._fall_back()
                 continue
+            events += chronological([(written_ns(event.path), event) for event in found])
             if events:
                 self.router.submit(events)
 
@@ -400,8 +412,11 @@ class InotifyListener(Listener):
                 return FileEvent(root, path[len(root) + 1 :].replace(os.sep, "/"), action, is_dir)
         return FileEvent(path, "", action, is_dir)
 
-    def _translate(self, raw: list[Any]) -> list[FileEvent]:
-        """Turn one read of inotify events into FileEvents, updating the watches on the way."""
+    def _translate(self, raw: list[Any], found: list[FileEvent]) -> list[FileEvent]:
+        """Turn one read of inotify events into FileEvents, updating the watches on the way.
+
+        What new folders hold (written before their watch was in place) goes to ``found``.
+        """
         out: list[FileEvent] = []
         moved_dirs: dict[int, str] = {}  # cookie -> old path of folders moved away in this read
         for ev in raw:
@@ -434,7 +449,7 @@ class InotifyListener(Listener):
             if mask & F.CREATE:
                 if is_dir:
                     out.append(self._event(path, Action.CREATED, True))
-                    self._add_tree(path, out)
+                    self._add_tree(path, found)
                 elif self._written_later(path):
                     self._creating.add(path)
                 else:

@@ -7,10 +7,12 @@ step is short: our router does the debouncing, watchfiles only has to hand
 changes over promptly.
 
 watchfiles reports added, modified and deleted paths (a rename is a delete and
-an add) as an unordered set per group; we report deletions first, then
-creations, then modifications, and drop the "modified" notes notify emits for
-folders themselves. A new folder's contents are reported as created too, since
-files written into it before notify watched it produce no event.
+an add) as an unordered set per group; we report deletions first (there is
+no telling when they happened), then creations and modifications in the order
+the files were last written (each folder before its contents), and drop the
+"modified" notes notify emits for folders themselves. A new folder's contents
+are reported as created too, since files written into it before notify
+watched it produce no event.
 
 Roots are kept as given (a symlink ``current`` stays ``current``); notify
 watches the real folder each names, and after every wait we check that each
@@ -27,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import sys
 import threading
 from typing import Any
 
@@ -35,6 +38,7 @@ from watchfiles._rust_notify import RustNotify
 
 from ..event import Action, FileEvent
 from ..listener import Listener
+from .order import chronological, written_ns
 
 logger = logging.getLogger("execlib.listener")
 
@@ -168,20 +172,33 @@ class WatchfilesListener(Listener):
         return FileEvent(best_root, path[len(best_real) + 1 :].replace(os.sep, "/"), action, is_dir)
 
     def _translate(self, raw: set[tuple[int, str]]) -> list[FileEvent]:
-        events = []
+        """The group's events in the order they happened, as far as the disk can tell (module docstring)."""
+        deleted: list[FileEvent] = []
+        timed: list[tuple[int, FileEvent]] = []  # (mtime_ns, event): what is there to look at
         for change, path in raw:
             action = _ACTIONS[Change(change)]
-            is_dir = action is not Action.DELETED and os.path.isdir(path)
+            if action is Action.DELETED:
+                deleted.append(self._event(path, action, False))
+                continue
+            try:
+                st = os.stat(path)
+            except OSError:  # gone again already; its deletion comes in a later group
+                written, is_dir = sys.maxsize, False
+            else:
+                written, is_dir = st.st_mtime_ns, stat.S_ISDIR(st.st_mode)
             if is_dir and action is Action.MODIFIED:
                 continue  # a folder's own mtime/metadata: its files' changes are reported themselves
-            events.append(self._event(path, action, is_dir))
+            timed.append((written, self._event(path, action, is_dir)))
             if is_dir and action is Action.CREATED:
                 # notify watches a new folder only once it has seen it: report what was written before that
                 for folder, dirs, files in os.walk(path):
-                    events.extend(self._event(os.path.join(folder, d), Action.CREATED, True) for d in dirs)
-                    events.extend(self._event(os.path.join(folder, f), Action.CREATED, False) for f in files)
-        events.sort(key=lambda e: (_ORDER[e.action], e.name))
-        return events
+                    for name, is_folder in [*((d, True) for d in dirs), *((f, False) for f in files)]:
+                        found = os.path.join(folder, name)
+                        timed.append((written_ns(found), self._event(found, Action.CREATED, is_folder)))
+        deleted.sort(key=lambda e: e.name)
+        # a file both added and modified in one group: "created" first (the stable sort keeps it so)
+        timed.sort(key=lambda pair: _ORDER[pair[1].action])
+        return deleted + chronological(timed)
 
 
 def _relative(root: str, path: str) -> str:
