@@ -49,12 +49,12 @@ from typing import Any
 
 from ..event import Action, FileEvent
 from ..listener import Listener
+from .order import chronological, written_ns
 
 logger = logging.getLogger("execlib.listener")
 
 #: what a subfolder is to us: watched (scanned), a link to a folder (reported, not followed), or ignored by the router
 _DIR, _LINK, _IGNORED = 0, 1, 2
-_ORDER = {Action.DELETED: 0, Action.CREATED: 1, Action.MODIFIED: 2}
 _S_IFMT, _S_IFDIR = 0o170000, 0o040000
 #: listing through an open folder lets each stat resolve one name instead of the whole path (not on Windows)
 _SCANDIR_FD = os.scandir in os.supports_fd
@@ -258,8 +258,11 @@ class PollingListener(Listener):
         self._sweep(self._checks, elapsed / check_period, check, slice_end - self.poll_delay / 4)
         self._sweep(self._scans, elapsed / scan_period, scan, slice_end)
         self._cool(now)
-        out.sort(key=lambda e: _ORDER[e.action])  # stable: a folder's creation stays before its files'
-        return out
+        # Deletions first (they have no time left to sort by), then what was written, in the order it
+        # was written (each folder before its files), as the routers promise their batch callbacks.
+        gone = [e for e in out if e.action is Action.DELETED]
+        written = chronological([(written_ns(e.path), e) for e in out if e.action is not Action.DELETED])
+        return gone + written
 
     def _sweep(self, sweep: _Sweep, rounds: float, visit: Callable[[_Folder], None], until: float) -> None:
         """Visit the next ``rounds`` of the folder list (plus what is still owed), stopping at ``until``."""
