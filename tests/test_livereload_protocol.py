@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -271,3 +273,135 @@ def test_shutdown_closes_websockets_promptly(site: Path) -> None:
 
     run_async(run())
     assert server.wait(5)
+
+
+# -- bad input that used to log tracebacks or end without a close code ------------------------
+
+
+class Records(logging.Handler):
+    """Every record of the execlib and uvicorn loggers, whatever an earlier test configured."""
+
+    NAMES = ("execlib", "uvicorn", "uvicorn.error")
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if all(record is not seen for seen in self.records):  # seen once per logger it propagated to
+            self.records.append(record)
+
+    def about(self, words: str) -> list[logging.LogRecord]:
+        return [r for r in self.records if words in r.getMessage()]
+
+
+@pytest.fixture
+def records() -> Iterator[Records]:
+    handler = Records()
+    saved = []
+    for name in Records.NAMES:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.level))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    yield handler
+    for logger, level in saved:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def raw_websocket(server: Server) -> socket.socket:
+    """A WebSocket to /livereload on a plain socket, to send frames no client library would."""
+    sock = socket.create_connection(server.bound_addr, timeout=10)
+    sock.sendall(
+        b"GET /livereload HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1)
+        assert chunk, head
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+def send_frame(sock: socket.socket, opcode: int, payload: bytes) -> None:
+    """One final, masked frame (clients must mask); payloads under 126 bytes."""
+    assert len(payload) < 126
+    mask = b"\x01\x02\x03\x04"
+    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+    sock.sendall(bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked)
+
+
+def close_code(sock: socket.socket) -> int:
+    """The code of the close frame the server sends (skipping any frame before it)."""
+    data = b""
+    while True:
+        while len(data) < 2:
+            chunk = sock.recv(4096)
+            assert chunk, "closed without a close frame"
+            data += chunk
+        length = data[1] & 0x7F
+        assert length < 126  # the server's frames here are small
+        while len(data) < 2 + length:
+            chunk = sock.recv(4096)
+            assert chunk, "closed in the middle of a frame"
+            data += chunk
+        if data[0] & 0x0F == 0x8:
+            return int.from_bytes(data[2:4], "big")
+        data = data[2 + length :]
+
+
+def test_text_that_is_not_utf8_closes_with_1007_and_logs_one_line_per_connection(
+    demo: Server, records: Records
+) -> None:
+    for _ in range(3):
+        with raw_websocket(demo) as sock:
+            send_frame(sock, 0x1, b"\xff\xfe not UTF-8")
+            assert close_code(sock) == 1007
+    lines = records.about("not UTF-8")
+    assert len(lines) == 3, [r.getMessage() for r in records.records]
+    for record in lines:
+        assert record.levelno == logging.WARNING
+        assert record.exc_info is None and "\n" not in record.getMessage()
+    assert not [r for r in records.records if r.exc_info or r.levelno >= logging.ERROR]
+
+    async def still_served() -> None:
+        ws = await handshake(demo, "/about.html", [])
+        await until_pages_known(demo, 1)
+        await asyncio.to_thread(demo.reload, ["about.html"])
+        assert (await next_message(ws))["path"] == "/about.html"
+
+    run_async(still_served())
+
+
+def test_deeply_nested_json_closes_with_1009_in_one_log_line(demo: Server, records: Records) -> None:
+    async def run() -> None:
+        ws = await handshake(demo)
+        bystander = await handshake(demo, "/about.html", [])
+        await ws.send("[" * 100_000 + "]" * 100_000)  # under the size cap, far over any parser's depth
+        assert await closed_with(ws) == 1009
+        await until_pages_known(demo, 1)
+        await asyncio.to_thread(demo.reload, ["about.html"])
+        assert (await next_message(bystander))["path"] == "/about.html"
+
+    run_async(run())
+    lines = records.about("nested too deeply")
+    assert len(lines) == 1 and lines[0].exc_info is None, [r.getMessage() for r in records.records]
+    assert not [r for r in records.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+def test_a_command_that_is_not_a_string_is_ignored(demo: Server, records: Records) -> None:
+    async def run() -> None:
+        ws = await handshake(demo)
+        nested = {"command": [[[["info"]]]] * 3, "url": demo.url + "about.html"}
+        await ws.send(json.dumps(nested))
+        await ws.send(json.dumps({"command": {"deep": "x"}}))
+        await ws.send(json.dumps({"command": "info", "url": demo.url + "about.html", "resources": []}))
+        await until_pages_known(demo, 1)
+        await asyncio.to_thread(demo.reload, ["about.html"])
+        assert (await next_message(ws))["path"] == "/about.html"  # still connected and served
+
+    run_async(run())
+    assert len(records.about("command is not a string")) == 2

@@ -131,8 +131,16 @@ class ReloadHub:
         except ValueError:
             logger.warning("livereload: ignoring malformed JSON from %s", page.peer)
             return {}
+        except RecursionError:
+            # Nested deeper than the parser can go: too big to process, like an over-long message.
+            # Caught here, since serve() takes any other RuntimeError for a page that went away.
+            raise ProtocolError("message nested too deeply", 1009) from None
         if not isinstance(data, dict):
             logger.warning("livereload: ignoring a non-object message from %s", page.peer)
+            return {}
+        if not isinstance(data.get("command") or "", str):
+            # Commands are names; anything else would only be logged (with repr, and so recursion).
+            logger.warning("livereload: ignoring a message whose command is not a string from %s", page.peer)
             return {}
         return data
 

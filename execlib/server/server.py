@@ -27,7 +27,9 @@ from ..fspath import given_path
 from ..runloop import BlockingService, close_loop, install_shutdown_signals, new_loop
 from .app import add_livereload_routes, build_api, build_asgi
 from .build import BuildTarget
+from .limits import HEADER_TIMEOUT, MAX_HEADER_BYTES, raise_open_file_limit
 from .livereload import ReloadHub
+from .protocols import QuietWebSocketsProtocol, http_protocol
 from .static import StaticSite
 from .watching import ReloadController, build_reload_listener, run_on_loop, site_relative
 
@@ -120,7 +122,9 @@ class Server(BlockingService):
     (read it back from ``bound_addr`` or ``url``). ``managed_listeners`` are
     started with the server, get the server's loop for their async callbacks,
     and are stopped first on shutdown. ``pre_serve`` is called with the Server
-    once the socket is bound, before requests are served.
+    once the socket is bound, before requests are served. ``header_timeout`` (seconds) and
+    ``max_header_bytes`` bound each request head: a client slower than that gets 408 (or is
+    closed, if it sent nothing), one larger gets 431.
     """
 
     def __init__(
@@ -146,6 +150,8 @@ class Server(BlockingService):
         build: BuildTarget | None = None,
         build_timeout: float | None = None,
         build_on_start: bool = False,
+        header_timeout: float = HEADER_TIMEOUT,
+        max_header_bytes: int = MAX_HEADER_BYTES,
     ) -> None:
         # locals() holds exactly the arguments at this point: every one is checked before any is used
         watch_paths, ignore_globs = _check_arguments(locals())
@@ -165,6 +171,8 @@ class Server(BlockingService):
         self.pre_serve = pre_serve
         self.handle_signals = handle_signals
         self.graceful_timeout = graceful_timeout
+        self.header_timeout = header_timeout
+        self.max_header_bytes = max_header_bytes
         self.fatal_error: BaseException | None = None
         self.watch = watch_paths
         self.ignore = tuple(ignore_globs)
@@ -263,6 +271,7 @@ class Server(BlockingService):
             except BaseException:
                 self._finished.set()
                 raise
+            raise_open_file_limit()  # idle connections must not run the process out of descriptors
             loop = self._loop_arg or new_loop()
             self._loop = loop
             config = uvicorn.Config(
@@ -270,7 +279,10 @@ class Server(BlockingService):
                 log_config=None,
                 access_log=False,
                 lifespan="on",
-                ws="websockets-sansio",
+                # our subclasses of uvicorn's httptools and websockets-sansio protocols: request
+                # heads get a deadline and a size cap, and bad UTF-8 one log line (protocols.py)
+                http=http_protocol(self.header_timeout, self.max_header_bytes),
+                ws=QuietWebSocketsProtocol,
                 ws_max_size=1 << 20,
                 # connections still open after graceful_timeout are dropped (see _Uvicorn.shutdown);
                 # uvicorn's cancelling of what still runs then is only the backstop
@@ -467,6 +479,12 @@ def _check_arguments(args: dict[str, Any]) -> tuple[list[str], list[str]]:
     timeout = args["build_timeout"]
     if timeout is not None and (not _is_number(timeout) or not timeout > 0):
         raise ConfigError("must be a number of seconds more than 0", option="build_timeout", value=timeout)
+    header_timeout, max_header_bytes = args["header_timeout"], args["max_header_bytes"]
+    if not _is_number(header_timeout) or not header_timeout > 0:
+        raise ConfigError("must be a number of seconds more than 0", option="header_timeout", value=header_timeout)
+    if not _is_number(max_header_bytes, int) or max_header_bytes < 1024:
+        # below a browser's ordinary request head: every page would get 431
+        raise ConfigError("must be an int of 1024 bytes or more", option="max_header_bytes", value=max_header_bytes)
     build = args["build"]
     if build is not None and not callable(build) and not (isinstance(build, str) and build.strip()):
         raise ConfigError("must be a shell command or a callable", option="build", value=build)
