@@ -1,16 +1,63 @@
-"""Logging set-up for the command line: text or JSON lines, access log on stdout."""
+"""Logging set-up for the command line: text or JSON lines, access log on stdout.
+
+What a client sends (a request path, a header, a page URL) must not reach the developer's
+terminal raw: ``%0a`` in a path would forge a second log line, ``%1b`` would send escape codes to
+the terminal. So the text format escapes control characters in what the loggers that handle
+requests write, and the JSON format escapes them as JSON does (the values stay exact).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 
 _ACCESS_FIELDS = ("method", "path", "status", "size", "ms")
 
+# Loggers whose messages carry what clients send. Others keep their text as it is: build output,
+# for one, is meant to be shown as the tool printed it, line breaks and colours included.
+REQUEST_LOGGERS = ("execlib.access", "execlib.livereload", "execlib.static", "execlib.server", "uvicorn")
+
+# C0 and C1 controls and DEL (line breaks, escape sequences; a terminal takes 0x9b as ESC [),
+# the Unicode line and paragraph separators, and the bidirectional overrides and isolates, which
+# make a line read differently from what it holds.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# The ones json.dumps leaves as they are (it escapes C0 itself).
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters written as ``\\xNN`` / ``\\uNNNN``: one line, no escapes."""
+    return _UNSAFE.sub(_escape_char, text) if _UNSAFE.search(text) else text
+
+
+class SafeTextFormatter(logging.Formatter):
+    """A text formatter that escapes control characters in the messages of request loggers.
+
+    The whole message is escaped, not only the values put into it: a request logger's own text
+    has no control characters to keep, and this costs one regex search per line, where access
+    lines are written on every request. A traceback, formatted apart, keeps its line breaks.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        if record.name.startswith(REQUEST_LOGGERS) and _UNSAFE.search(record.message):
+            # record.message is this formatting's own copy: every Formatter.format() sets it anew
+            record.message = escape_controls(record.message.rstrip("\n"))
+        return super().formatMessage(record)
+
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line; access records carry their fields at the top level."""
+    """One JSON object per line; access records carry their fields at the top level.
+
+    json.dumps escapes C0 controls; the other characters of ``_UNSAFE`` are written as ``\\uNNNN``
+    too, which keeps every value exact for a JSON reader and the line safe for a terminal.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, object] = {
@@ -24,7 +71,9 @@ class JsonFormatter(logging.Formatter):
                 data[field] = getattr(record, field)
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
-        return json.dumps(data, ensure_ascii=False)
+        line = json.dumps(data, ensure_ascii=False)
+        # these characters can only stand inside JSON strings, where \\uNNNN means the same
+        return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", line)
 
 
 class _Flushing(logging.StreamHandler):
@@ -37,12 +86,13 @@ class _Flushing(logging.StreamHandler):
 
 def configure_logging(verbosity: int = 0, log_format: str = "text") -> None:
     """verbosity: -1 quiet (errors only, no access log), 0 normal, 1 verbose (debug)."""
-    formatter: logging.Formatter = JsonFormatter() if log_format == "json" else logging.Formatter("%(message)s")
+    json_lines = log_format == "json"
+    formatter: logging.Formatter = JsonFormatter() if json_lines else SafeTextFormatter("%(message)s")
     root = logging.getLogger("execlib")
     root.handlers.clear()
     root.propagate = False
     errors = _Flushing(sys.stderr)
-    errors.setFormatter(formatter if log_format == "json" else logging.Formatter("execlib: %(levelname)s: %(message)s"))
+    errors.setFormatter(formatter if json_lines else SafeTextFormatter("execlib: %(levelname)s: %(message)s"))
     root.addHandler(errors)
     root.setLevel(logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO)
 

@@ -1,10 +1,12 @@
-"""Server.bound_addr before binding, the health endpoint's caching header, and a quiet shutdown
-while large downloads are still streaming."""
+"""Server.bound_addr before binding, the health endpoint's caching header, a quiet shutdown
+while large downloads are still streaming, and request values escaped in the log."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,8 +19,9 @@ import httpx
 import pytest
 
 from execlib import Server
+from execlib.log import JsonFormatter, SafeTextFormatter
 
-from .helpers import start_cli, wait_until
+from .helpers import remaining_lines, start_cli, wait_until
 
 BIG = 200 << 20  # sparse: costs no disk space, and far more than a slow client reads in seconds
 NOISE = ("Traceback", "CancelledError", "Exception in ASGI application", "without completing response")
@@ -206,20 +209,37 @@ def test_shutdown_during_large_downloads_logs_no_traceback(
     assert "Shutting down" in logged  # the capture did see uvicorn's shutdown
 
 
-def test_ctrl_c_during_large_downloads_prints_no_traceback(big_site: Path) -> None:
-    proc, url = start_cli("serve", str(big_site), "--port", "0", "--no-livereload")
+# What `execlib serve -v` prints on stderr over a start and a Ctrl-C: debug lines, and uvicorn's
+# lifecycle lines. Nothing else may appear, however many downloads were cut short.
+USUAL_STDERR = re.compile(
+    r"execlib: DEBUG: .*"
+    r"|execlib: INFO: (Started server process \[\d+\]|Waiting for application startup\.|Application startup complete\."
+    r"|Shutting down|Waiting for connections to close\. \(CTRL\+C to force quit\)"
+    r"|Waiting for background tasks to complete\. \(CTRL\+C to force quit\)"
+    r"|Waiting for application shutdown\.|Application shutdown complete\.|Finished server process \[\d+\])"
+)
+ACCESS_LINE = re.compile(r"GET /big\.bin 200 (\d+) [\d.]+ms")
+
+
+def test_ctrl_c_during_twenty_downloads_prints_only_the_usual_lines(big_site: Path) -> None:
+    """Ctrl-C with 20 downloads in flight once printed "Cancel 20 running task(s)", 20 "Exception
+    in ASGI application" errors and 40 tracebacks."""
+    proc, url = start_cli("serve", str(big_site), "--port", "0", "--no-livereload", "-v")
     downloads: list[SlowDownload] = []
     try:
         host_port = url.removeprefix("http://").rstrip("/")
         host, _, port = host_port.rpartition(":")
-        downloads = [SlowDownload((host, int(port)), "/big.bin") for _ in range(3)]
+        downloads = [SlowDownload((host, int(port)), "/big.bin") for _ in range(20)]
         for download in downloads:
             assert download.head.startswith(b"HTTP/1.1 200"), download.head
         wait_until(lambda: all(d.received > len(d.head) for d in downloads), 10, message="bodies to flow")
         assert not any(d.ended.is_set() for d in downloads)
+        started = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=15)
-        assert proc.returncode == 0, err
+        out = remaining_lines(proc)  # stdout until the process closes it
+        err = proc.stderr.read()
+        assert proc.wait(15) == 0, err
+        assert time.monotonic() - started < 5  # graceful_timeout (1 s), and a generous margin
         for download in downloads:
             download.hurry()
         for download in downloads:
@@ -231,6 +251,93 @@ def test_ctrl_c_during_large_downloads_prints_no_traceback(big_site: Path) -> No
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    for word in NOISE:
-        assert word not in err, f"{word!r} on stderr after Ctrl-C:\n{err}"
-    assert "ERROR" not in err, err
+
+    unusual = [line for line in err.splitlines() if not USUAL_STDERR.fullmatch(line)]
+    assert not unusual, "unexpected on stderr after Ctrl-C:\n" + err
+    assert "execlib: INFO: Shutting down" in err and "Finished server process" in err  # -v shows them
+    # stdout: one access line per download, each cut short, and nothing else
+    assert len(out) == 20, out
+    for line in out:
+        match = ACCESS_LINE.fullmatch(line.rstrip("\n"))
+        assert match, line
+        assert int(match.group(1)) < BIG
+
+
+# -- request values in the log are escaped ------------------------------------------------------
+
+HOSTILE = "/a\nGET /forged 200 0 0.1ms\x1b[31mred\x9b2J\u2028x\u202egpj.exe"
+
+
+def access_record(path: str, logger: str = "execlib.access") -> logging.LogRecord:
+    record = logging.LogRecord(
+        logger, logging.INFO, __file__, 1, "%s %s %d %d %.1fms", ("GET", path, 404, 12, 0.5), None
+    )
+    for key, value in {"method": "GET", "path": path, "status": 404, "size": 12, "ms": 0.5}.items():
+        setattr(record, key, value)
+    return record
+
+
+def test_text_format_escapes_control_characters_from_requests() -> None:
+    formatter = SafeTextFormatter("%(message)s")
+    record = access_record(HOSTILE)
+    line = formatter.format(record)
+    assert line == "GET /a\\x0aGET /forged 200 0 0.1ms\\x1b[31mred\\x9b2J\\u2028x\\u202egpj.exe 404 12 0.5ms"
+    assert record.args[1] == HOSTILE  # the record itself is untouched, for other handlers
+    # an argument that is not text (an exception carrying a client's value) is escaped as well
+    error = logging.LogRecord(
+        "execlib.livereload", logging.WARNING, __file__, 1, "closing: %s", (ValueError("x\ny"),), None
+    )
+    assert formatter.format(error) == "closing: x\\x0ay"
+    # a logger that does not handle requests keeps its text: build output has real line breaks
+    build = logging.LogRecord("execlib.build", logging.ERROR, __file__, 1, "build: %s%s", ("failed", "\nline 2"), None)
+    assert formatter.format(build) == "build: failed\nline 2"
+
+
+def test_json_format_keeps_values_exact_and_lines_safe() -> None:
+    line = JsonFormatter().format(access_record(HOSTILE))
+    assert "\n" not in line and not any(ch in line for ch in "\x1b\x9b\u2028\u202e")
+    data = json.loads(line)
+    assert data["path"] == HOSTILE  # a JSON reader gets the exact value back
+    assert data["message"] == f"GET {HOSTILE} 404 12 0.5ms"
+
+
+EVIL_WS_REQUEST = (
+    b"GET /__execlib__/%0aforged%1b[31m HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    b"X-Evil: \x9b[31mred\r\nUser-Agent: agent\x9b2J\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_requests_cannot_forge_log_lines_or_send_escape_codes(site: Path, log_format: str) -> None:
+    proc, url = start_cli("serve", str(site), "--port", "0", "-v", "--log-format", log_format)
+    try:
+        host, _, port = url.removeprefix("http://").rstrip("/").rpartition(":")
+        for request in (
+            b"GET /a%0aGET%20/forged%20200%200%200.1ms%1b[31mred%C2%9B2J HTTP/1.1\r\nHost: x\r\n\r\n",
+            EVIL_WS_REQUEST,  # uvicorn and websockets log its path and headers (user agent included) at -v
+        ):
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                sock.sendall(request)
+                assert sock.recv(64).startswith(b"HTTP/1.1 4"), request
+        proc.send_signal(signal.SIGINT)
+        out = remaining_lines(proc)
+        err = proc.stderr.read()
+        assert proc.wait(15) == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    everything = "".join(out) + err
+    assert not any(raw in everything for raw in "\x1b\x9b\u2028"), everything  # no raw escape codes
+    assert not any(line.startswith(("GET /forged", "forged")) for line in everything.splitlines())  # no forged line
+    if log_format == "text":
+        forged = [line for line in out if "forged" in line]
+        assert len(forged) == 1 and forged[0].startswith("GET /a\\x0aGET /forged 200 0 0.1ms\\x1b[31mred\\x9b2J 404 ")
+        assert "< x-evil: \\x9b[31mred" in err and "< user-agent: agent\\x9b2J" in err
+    else:
+        records = [json.loads(line) for line in [*out, *err.splitlines()]]  # every line is one JSON object
+        paths = [r["path"] for r in records if r.get("path")]
+        assert paths == ["/a\nGET /forged 200 0 0.1ms\x1b[31mred\x9b2J"]  # exact for a JSON reader
+        assert any(r["message"] == "< user-agent: agent\x9b2J" for r in records)
