@@ -1,6 +1,7 @@
 """``import execlib`` and the lifecycle commands stay light: no uvicorn, FastAPI or Starlette until a
-server is actually built. Checked in fresh interpreters, through sys.modules (the timing itself is
-benchmarks/import_time.py's job)."""
+server is actually built, and no FastAPI until a tool reads ``server.app``. Checked in fresh
+interpreters, through sys.modules (the timing itself is benchmarks/import_time.py's and
+benchmarks/startup.py's job)."""
 
 from __future__ import annotations
 
@@ -37,8 +38,53 @@ def heavy_modules_after(statement: str, cwd: Path | None = None) -> list[str]:
 
 
 def test_probe_sees_heavy_imports() -> None:
-    # the probe must be able to fail: building a Server does import them
-    assert heavy_modules_after("import execlib; execlib.Server") == sorted(HEAVY)
+    # the probe must be able to fail: reading a Server's app imports all of them
+    statement = "import execlib, tempfile; execlib.Server(tempfile.mkdtemp(), port=0).app"
+    assert heavy_modules_after(statement) == sorted(HEAVY)
+
+
+def test_server_imports_no_fastapi() -> None:
+    assert heavy_modules_after("import execlib; execlib.Server") == ["starlette", "uvicorn"]
+
+
+# what ``execlib serve`` runs, up to serving a page and the live-reload client, and stopping
+SERVE_AND_ASK = """
+import execlib, tempfile, urllib.request
+root = tempfile.mkdtemp()
+open(root + "/index.html", "w").write("<html><body>hi</body></html>")
+with execlib.Server(root, port=0) as server:
+    for path in ("", "livereload.js", "__execlib__/health", "__execlib__/nothing", "missing.html"):
+        try:
+            urllib.request.urlopen(server.url + path, timeout=10).read()
+        except urllib.error.HTTPError as error:
+            assert error.code == 404, error
+"""
+
+
+def test_serving_imports_no_fastapi() -> None:
+    assert heavy_modules_after(SERVE_AND_ASK) == ["starlette", "uvicorn"]
+
+
+def test_serve_command_imports_no_fastapi() -> None:
+    statement = "import execlib.cli, execlib.serve_command, execlib.lifecycle, execlib.server"
+    assert "fastapi" not in heavy_modules_after(statement)
+
+
+def test_public_names_agree() -> None:
+    """``__all__``, the lazy-import table and the TYPE_CHECKING imports name the same things."""
+    import ast
+
+    import execlib
+
+    tree = ast.parse(Path(execlib.__file__).read_text(encoding="utf-8"))
+    type_checking: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            type_checking |= {alias.asname or alias.name for imp in node.body for alias in imp.names}  # type: ignore[attr-defined]
+    eager = {name for name in execlib.__all__ if name in vars(execlib) and name not in execlib._LAZY}
+    assert set(execlib._LAZY) == type_checking
+    assert set(execlib.__all__) == set(execlib._LAZY) | eager
+    assert eager <= {"__version__"} | {name for name in eager if name.endswith("Error")}
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Server: owns a FastAPI app and runs uvicorn on an event loop it manages.
+"""Server: serves a folder (and a FastAPI app, if a tool adds routes) with uvicorn on an event loop it manages.
 
 Threading model (see DESIGN.md): ``start()`` blocks the calling thread and
 runs ``uvicorn.Server.serve()`` with ``run_until_complete``; ``shutdown()`` is
@@ -18,20 +18,23 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 from ..errors import BindError, ConfigError, ExeclibError, PortInUseError
 from ..fspath import given_path
 from ..runloop import BlockingService, close_loop, install_shutdown_signals, new_loop
-from .app import add_livereload_routes, build_api, build_asgi
+from .app import Dispatcher, build_asgi
 from .build import BuildTarget
 from .limits import HEADER_TIMEOUT, MAX_HEADER_BYTES, raise_open_file_limit
 from .livereload import ReloadHub
 from .protocols import QuietWebSocketsProtocol, http_protocol
 from .static import StaticSite
 from .watching import ReloadController, build_reload_listener, run_on_loop, site_relative
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 logger = logging.getLogger("execlib.server")
 
@@ -180,7 +183,6 @@ class Server(BlockingService):
         self.poll = poll
         self.gitignore = gitignore
 
-        self.app = build_api(self.root)
         self.static_site = (
             StaticSite(self.root, follow_symlinks=follow_symlinks, fallback=fallback, inject=livereload)
             if static
@@ -190,12 +192,12 @@ class Server(BlockingService):
         resolver = self.static_site.resolver if self.static_site else None
         self.hub = ReloadHub(resolver, fallback=fallback)
         self.controller = ReloadController(self.hub, self.root, build=build, build_timeout=build_timeout)
-        if livereload:
-            add_livereload_routes(self.app, self.hub)
-            if self.static_site is not None:
-                self.static_site.on_html_served = self.hub.record_served
-                self.controller.known_digest = self.static_site.cache.digest_of
-        self.asgi = build_asgi(self.app, self.static_site, inject=livereload)
+        if livereload and self.static_site is not None:
+            self.static_site.on_html_served = self.hub.record_served
+            self.controller.known_digest = self.static_site.cache.digest_of
+        # FastAPI is built only if someone reads server.app (see the property)
+        self.dispatcher = Dispatcher(self.root, self.static_site, self.hub if livereload else None, inject=livereload)
+        self.asgi = build_asgi(self.dispatcher)
         self._own_listeners: list[Any] = []
 
         self._loop_arg = loop
@@ -235,6 +237,16 @@ class Server(BlockingService):
         host, port = bound
         shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}/"
+
+    @property
+    def app(self) -> FastAPI:
+        """The FastAPI app for a tool's own routes; requests its routes match go to it.
+
+        Built, and FastAPI imported, on first read: ``execlib serve`` never needs it, and it is
+        most of a server's start-up time and memory. Read it before ``start()`` for its startup
+        and shutdown handlers to run.
+        """
+        return self.dispatcher.api
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
