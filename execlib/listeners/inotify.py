@@ -146,7 +146,11 @@ class InotifyListener(Listener):
                 self._fallback._run()
                 return
             assert self._inotify is not None
-            ready, _, _ = select.select([self._inotify.fileno(), self._stop_r], [], [])
+            # poll, not select: the server raises the open-file limit, and select() cannot take an fd >= 1024
+            waiter = select.poll()
+            waiter.register(self._inotify.fileno(), select.POLLIN)
+            waiter.register(self._stop_r, select.POLLIN)
+            ready = {fd for fd, _ in waiter.poll()}
             if self._stop_r in ready or self._stopping.is_set():
                 return
             raw = self._inotify.read(timeout=0)
