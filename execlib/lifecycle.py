@@ -13,7 +13,6 @@ import argparse
 import contextlib
 import logging
 import os
-import signal
 import stat
 import subprocess
 import sys
@@ -55,12 +54,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("execlib")
 
 DEFAULT_START_TIMEOUT = 10.0
-
-# Test-only hooks, read when a server starts serving (see docs/lifecycle.rst). They let the tests
-# simulate a server that ignores SIGTERM and one with a child process in its group. Never set them
-# otherwise.
-ENV_TEST_IGNORE_SIGTERM = "EXECLIB_TEST_IGNORE_SIGTERM"
-ENV_TEST_SPAWN_CHILD = "EXECLIB_TEST_SPAWN_CHILD"
 
 _POLL = 0.02  # seconds between checks while waiting on another process
 
@@ -132,15 +125,6 @@ class Lifecycle:
     def run(self, server: Server) -> None:
         """Prepare, serve in this thread until shutdown (signals end it gracefully), then release."""
         self.prepare(server)
-        user_hook = server.pre_serve
-        test_children: list[subprocess.Popen[bytes]] = []
-
-        def pre_serve(srv: Server) -> None:
-            test_children.extend(_apply_test_hooks())
-            if user_hook is not None:
-                user_hook(srv)
-
-        server.pre_serve = pre_serve
         rotation: LogRotation | None = None
         try:
             if self.files is not None:
@@ -152,9 +136,6 @@ class Lifecycle:
             if rotation is not None:
                 rotation.stop()
             self.release()
-            for child in test_children:
-                child.kill()
-                child.wait()
 
     def prepare(self, server: Server) -> None:
         """Claim the PID file, bind, write the port file. Raises AlreadyRunningError or PortInUseError."""
@@ -320,21 +301,6 @@ def precheck_port(host: str, port: int, *, replace: bool) -> None:
     holder = fetch_health(server_url(host, port), timeout=1.0)
     if holder is not None:
         check_port_holder(host, port, holder, replace=replace)
-
-
-def _apply_test_hooks() -> list[subprocess.Popen[bytes]]:
-    """Test-only behaviour switched on by environment variables (documented in docs/lifecycle.rst).
-
-    Returns the child processes it started, which the caller ends when serving ends.
-    """
-    if os.environ.get(ENV_TEST_IGNORE_SIGTERM) == "1" and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if os.environ.get(ENV_TEST_SPAWN_CHILD) != "1":
-        return []
-    # stays in our process group, like a build command or a worker would
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], stdin=subprocess.DEVNULL)
-    print(f"execlib: test hook: child pid {child.pid}", file=sys.stderr, flush=True)
-    return [child]
 
 
 # -- the background server's log ----------------------------------------------------------------------------

@@ -20,6 +20,16 @@ from .helpers import execlib_cmd, wait_until
 # the outer environment must not choose hosts or ports for these tests
 CLEAN_ENV = {key: value for key, value in os.environ.items() if not key.startswith("EXECLIB_")}
 
+# sitecustomize.py there holds test-only switches for the servers these tests start
+CHILD_HOOKS = Path(__file__).parent / "child_hooks"
+
+
+def hook_env(switch: str) -> dict[str, str]:
+    """Environment for ``Lab.start`` that turns on one switch of child_hooks/sitecustomize.py
+    (``EXECLIB_TEST_IGNORE_SIGTERM`` or ``EXECLIB_TEST_SPAWN_CHILD``); the detached server inherits it."""
+    path = os.pathsep.join(entry for entry in (str(CHILD_HOOKS), os.environ.get("PYTHONPATH", "")) if entry)
+    return {"PYTHONPATH": path, switch: "1"}
+
 
 def group_members(pgid: int) -> list[int]:
     """Live (non-zombie) processes in process group ``pgid``."""

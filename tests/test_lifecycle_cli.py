@@ -20,7 +20,17 @@ import pytest
 from execlib.lifecycle import LOG_MAX_BYTES
 
 from .helpers import execlib_cmd, read_line, wait_until
-from .lifecycle_support import Lab, gone, group_members, health, lab_fixture, pid_file_data, pid_in, python_cmd
+from .lifecycle_support import (
+    Lab,
+    gone,
+    group_members,
+    health,
+    hook_env,
+    lab_fixture,
+    pid_file_data,
+    pid_in,
+    python_cmd,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -307,7 +317,7 @@ def test_pid_reused_by_an_unrelated_process_is_stale_and_never_signalled(
 
 
 def test_stop_escalates_to_sigkill_for_a_server_ignoring_sigterm(lab: Lab) -> None:
-    pid, _, url = lab.start("--no-livereload", env={"EXECLIB_TEST_IGNORE_SIGTERM": "1"})
+    pid, _, url = lab.start("--no-livereload", env=hook_env("EXECLIB_TEST_IGNORE_SIGTERM"))
     os.kill(pid, signal.SIGTERM)
     assert health(url)["pid"] == pid  # the test hook works: SIGTERM alone does not stop it
     stop = lab.run("stop", "--timeout", "0.5")
@@ -318,7 +328,7 @@ def test_stop_escalates_to_sigkill_for_a_server_ignoring_sigterm(lab: Lab) -> No
 
 
 def test_stop_leaves_no_process_of_the_group_behind(lab: Lab) -> None:
-    pid, _, _ = lab.start("--no-livereload", env={"EXECLIB_TEST_SPAWN_CHILD": "1"})
+    pid, _, _ = lab.start("--no-livereload", env=hook_env("EXECLIB_TEST_SPAWN_CHILD"))
     log = lab.dir / ".execlib.log"
     child = int(wait_until(lambda: re.search(r"child pid (\d+)", log.read_text()), message="child").group(1))
     assert os.getpgid(child) == pid and set(group_members(pid)) == {pid, child}
