@@ -29,9 +29,9 @@ _LAZY = {
     "FileEvent": "execlib.event",
     "Action": "execlib.event",
     "Router": "execlib.router",
-    "ChainRouter": "execlib.router",
-    "RouterBuilder": "execlib.router",
-    "route": "execlib.router",
+    "ChainRouter": "execlib.routers.chain",
+    "RouterBuilder": "execlib.routers.builder",
+    "route": "execlib.routers.builder",
     "CallbackTimeout": "execlib.router",
     "PathRouter": "execlib.routers.path",
     "Listener": "execlib.listener",
@@ -52,7 +52,9 @@ if TYPE_CHECKING:
     from .listeners.watchfiles import WatchfilesListener
     from .log import configure_logging
     from .process import ServerStatus, status, stop
-    from .router import CallbackTimeout, ChainRouter, Router, RouterBuilder, route
+    from .router import CallbackTimeout, Router
+    from .routers.builder import RouterBuilder, route
+    from .routers.chain import ChainRouter
     from .routers.path import PathRouter
     from .server.server import ListenerFailedError, Server
     from .server.static import StaticSite

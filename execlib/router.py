@@ -33,11 +33,11 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from .event import Action, Event, FileEvent
 from .net_effect import net_effect
@@ -49,7 +49,6 @@ logger = logging.getLogger("execlib.router")
 
 Callback = Callable[..., Any]
 PostCallback = Callable[[list[Event], list[Any]], Any]
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class CallbackTimeout(TimeoutError):
@@ -453,23 +452,18 @@ class Router:
             if key in self._post_waiting:
                 return  # the same runs already have a post-callback pending (one burst, many submits)
             self._post_waiting.add(key)
-        remaining = [len(futures)]
 
-        def one_done(_: Future[Any]) -> None:
+        def all_done() -> None:
             with self._lock:
-                remaining[0] -= 1
-                if remaining[0]:
-                    return
                 self._post_waiting.discard(key)
-            results = [_outcome(f) for f in futures]
+            results = [result_or_exception(f) for f in futures]
             for post in list(self.post_callbacks):
                 try:
                     post(events, results)
                 except Exception:
                     logger.exception("post-callback %s failed", _callback_name(post))
 
-        for future in futures:
-            future.add_done_callback(one_done)
+        when_all(futures, all_done)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -532,10 +526,35 @@ def _describe(arg: Any) -> str:
     return str(arg)
 
 
-def _outcome(future: Future[Any]) -> Any:
+def result_or_exception(future: Future[Any]) -> Any:
+    """A done future's value for post-callbacks and chains: its result, its exception, or None if cancelled."""
     if future.cancelled():
         return None
     return future.exception() or future.result()
+
+
+def when_all(futures: Sequence[Future[Any]], then: Callable[[], None]) -> None:
+    """Call ``then()`` once, when every one of ``futures`` is done (at once if there are none).
+
+    ``then`` runs in the thread that finished the last future, outside the
+    counter's lock: it may take other locks or submit more work.
+    """
+    if not futures:
+        then()
+        return
+    remaining = len(futures)
+    lock = threading.Lock()
+
+    def one_done(_: Future[Any]) -> None:
+        nonlocal remaining
+        with lock:
+            remaining -= 1
+            if remaining:
+                return
+        then()
+
+    for future in futures:
+        future.add_done_callback(one_done)
 
 
 def _settle(target: Future[Any], outcome: Future[Any]) -> None:
@@ -552,124 +571,3 @@ def _settle(target: Future[Any], outcome: Future[Any]) -> None:
 def _set_exception(future: Future[Any], error: BaseException) -> None:
     if not future.done():
         future.set_exception(error)
-
-
-class ChainRouter(Router):
-    """Routers run in order for each event: the next one gets the event once the previous one's callbacks end.
-
-    ``submit`` returns one future per call, done when the last router's
-    callbacks have finished, with a list of each router's results.
-    """
-
-    def __init__(self, routers: Sequence[Router]) -> None:
-        super().__init__()
-        self.routers = list(routers)
-
-    def register(self, *args: Any, **kwargs: Any) -> Route:
-        raise TypeError("register routes on the chained routers, not on the ChainRouter")
-
-    def endpoints(self) -> list[str]:
-        return list(dict.fromkeys(e for router in self.routers for e in router.endpoints()))
-
-    def should_watch_dir(self, path: str) -> bool:
-        return any(router.should_watch_dir(path) for router in self.routers)
-
-    def attach_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
-        for router in self.routers:
-            router.attach_loop(loop)
-
-    def submit(self, events: Event | Iterable[Event]) -> list[Future[Any]]:
-        batch = [events] if isinstance(events, Event) else list(events)
-        chain: Future[Any] = Future()
-        results: list[list[Any]] = []
-
-        def step(index: int) -> None:
-            if index == len(self.routers) or chain.cancelled():
-                if not chain.done():
-                    chain.set_result(results)
-                return
-            futures = self.routers[index].submit(batch)
-            if not futures:
-                results.append([])
-                step(index + 1)
-                return
-            remaining = [len(futures)]
-            lock = threading.Lock()
-
-            def one_done(_: Future[Any]) -> None:
-                with lock:
-                    remaining[0] -= 1
-                    if remaining[0]:
-                        return
-                results.append([_outcome(f) for f in futures])
-                step(index + 1)
-
-            for future in futures:
-                future.add_done_callback(one_done)
-
-        step(0)
-        return [chain]
-
-    def close(self, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        for router in self.routers:
-            router.close(max(0.1, deadline - time.monotonic()))
-
-
-def route(router: str, group: str, **kwargs: Any) -> Callable[[F], F]:
-    """Mark a method of a ``RouterBuilder`` subclass as a callback of route group ``group`` on router ``router``.
-
-    ``kwargs`` go to that router's ``register`` (glob, debounce, ...). Stack
-    the decorator to register one method several times.
-    """
-
-    def mark(func: F) -> F:
-        marks = list(getattr(func, "__execlib_routes__", ()))
-        marks.append((router, group, kwargs))
-        func.__execlib_routes__ = marks  # type: ignore[attr-defined]
-        return func
-
-    return mark
-
-
-class RouterBuilder:
-    """Build routers from methods marked with ``@route(router, group, **kwargs)``.
-
-    ``endpoints`` maps each route group to the endpoint (a folder, for a
-    PathRouter) its routes watch; ``routers`` maps router names to Router
-    instances (a missing name gets a new ``PathRouter``). ``build()``
-    registers every marked method, bound to this instance, and returns a
-    ``ChainRouter`` over the routers in the order of ``routers`` and then of
-    first use, so a router's callbacks for an event finish before the next
-    router's start.
-    """
-
-    def __init__(self, endpoints: Mapping[str, Any], routers: Mapping[str, Router] | None = None) -> None:
-        self.endpoints = dict(endpoints)
-        self.routers: dict[str, Router] = dict(routers or {})
-
-    def marked(self) -> list[tuple[str, str, dict[str, Any], Callable[..., Any]]]:
-        """(router name, group, register kwargs, bound method) for every marked method, in definition order."""
-        found = []
-        seen: set[str] = set()
-        for klass in type(self).__mro__:
-            for attr, value in vars(klass).items():
-                if attr in seen or not hasattr(value, "__execlib_routes__"):
-                    continue
-                seen.add(attr)
-                for router_name, group, kwargs in value.__execlib_routes__:
-                    found.append((router_name, group, kwargs, getattr(self, attr)))
-        return found
-
-    def build(self) -> ChainRouter:
-        """Register the marked methods on their routers and chain the routers."""
-        from .routers.path import PathRouter
-
-        for router_name, group, kwargs, method in self.marked():
-            if group not in self.endpoints:
-                raise KeyError(f"route group {group!r} has no endpoint; pass it in RouterBuilder(endpoints=...)")
-            router = self.routers.get(router_name)
-            if router is None:
-                router = self.routers[router_name] = PathRouter()
-            router.register(self.endpoints[group], method, **kwargs)
-        return ChainRouter(list(self.routers.values()))

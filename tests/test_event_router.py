@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import logging
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import wait
+from pathlib import Path
 
 import pytest
 
+import execlib
 from execlib import Action, CallbackTimeout, ChainRouter, Event, FileEvent, Router, RouterBuilder, route
 from execlib.routers.path import PathRouter
 from tests.helpers import wait_until
@@ -341,3 +346,73 @@ def test_builder_passes_a_misspelt_route_option_on_as_a_type_error(tmp_path) -> 
 
     with pytest.raises(TypeError, match="globs"):
         Typo(endpoints={"pages": tmp_path}).build()
+
+
+# -- module structure ---------------------------------------------------------------------------
+
+ROUTER_MODULES = ("execlib.router", "execlib.routers.path", "execlib.routers.chain", "execlib.routers.builder")
+
+
+def runtime_imports() -> dict[str, set[str]]:
+    """execlib module -> the execlib modules it imports when it runs: at module level or inside a function.
+
+    Imports under ``if TYPE_CHECKING:`` are left out: they never run.
+    """
+    package = Path(execlib.__file__).parent
+    modules = {}
+    for path in package.rglob("*.py"):
+        parts = list(path.relative_to(package.parent).with_suffix("").parts)
+        is_package = parts[-1] == "__init__"
+        modules[".".join(parts[:-1] if is_package else parts)] = (path, is_package)
+    graph: dict[str, set[str]] = {}
+    for name, (path, is_package) in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skipped = {
+            id(inner)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for stmt in node.body
+            for inner in ast.walk(stmt)
+        }
+        targets: set[str] = set()
+        for node in ast.walk(tree):
+            if id(node) in skipped:
+                continue
+            if isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = name.split(".") if is_package else name.split(".")[:-1]
+                prefix = ".".join(base[: len(base) - node.level + 1]) if node.level else ""
+                module = ".".join(p for p in (prefix, node.module or "") if p)
+                targets |= {module} | {f"{module}.{alias.name}" for alias in node.names}
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def test_router_modules_are_on_no_import_cycle() -> None:
+    # RouterBuilder once lived in router.py and imported PathRouter inside build(), because
+    # routers/path.py imports router.py: a cycle only a function-level import kept from failing.
+    graph = runtime_imports()
+
+    def reachable(start: str) -> set[str]:
+        seen: set[str] = set()
+        todo = list(graph[start])
+        while todo:
+            module = todo.pop()
+            if module not in seen:
+                seen.add(module)
+                todo.extend(graph[module])
+        return seen
+
+    assert graph["execlib.routers.builder"] >= {"execlib.routers.chain", "execlib.routers.path"}
+    on_a_cycle = [module for module in ROUTER_MODULES if module in reachable(module)]
+    assert on_a_cycle == []
+
+
+@pytest.mark.parametrize("module", ROUTER_MODULES)
+def test_each_router_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
+    # a cycle broken by import order would fail here for the module imported first
+    code = f"import {module}, sys; print(sorted(m for m in sys.modules if m.startswith('execlib.listener')))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"  # routers load no listener code until a listener is asked for
