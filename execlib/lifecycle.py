@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError, ExeclibError, PortInUseError
 from .process import (
     DEFAULT_STOP_TIMEOUT,
+    POLL_INTERVAL,
     RunFiles,
     RunInfo,
     already_running_error,
@@ -54,8 +55,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("execlib")
 
 DEFAULT_START_TIMEOUT = 10.0
-
-_POLL = 0.02  # seconds between checks while waiting on another process
 
 # A detached server's log is rotated once it is larger than this: at `execlib start`, and while the
 # server runs (checked every LOG_CHECK_INTERVAL seconds). One backup, LOG.1, is kept.
@@ -229,7 +228,7 @@ class Lifecycle:
                 # the old socket can outlive its process briefly (a forked child still holding it)
                 if time.monotonic() >= deadline:
                     raise
-                time.sleep(_POLL)
+                time.sleep(POLL_INTERVAL)
 
     def release(self) -> None:
         """Remove our PID and port files (only if they are still ours). Safe to call twice."""
@@ -519,7 +518,7 @@ def start_detached(
                 return proc.pid, url
         if time.monotonic() >= deadline:
             break
-        time.sleep(0.05)  # polling a process we cannot wait on otherwise; bounded by the deadline
+        time.sleep(POLL_INTERVAL)  # a detached child we cannot wait on otherwise; bounded by the deadline
     tail = _log_tail(files.log, offset)
     with contextlib.suppress(ExeclibError):
         terminate(proc.pid, timeout=5.0)

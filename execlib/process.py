@@ -45,7 +45,9 @@ DEFAULT_PID_FILE = ".execlib.pid"
 DEFAULT_STOP_TIMEOUT = 10.0
 HEALTH_PATH = "/__execlib__/health"
 
-_POLL = 0.02  # seconds between liveness checks while waiting on another process
+# Seconds between checks while waiting on another process (its exit, its socket, its health answer):
+# there is no portable event to wait on. Every such wait loop is bounded by a deadline.
+POLL_INTERVAL = 0.02
 
 
 class NotRunningError(ExeclibError):
@@ -581,7 +583,7 @@ def _wait_gone(pid: int, group: bool, timeout: float) -> bool:
             return True
         if time.monotonic() >= deadline:
             return False
-        time.sleep(_POLL)  # polling another process's exit: there is no portable event to wait on
+        time.sleep(POLL_INTERVAL)
 
 
 def terminate(pid: int, timeout: float = DEFAULT_STOP_TIMEOUT, kill_timeout: float = 5.0) -> str:

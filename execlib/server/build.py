@@ -93,9 +93,6 @@ class BuildRunner:
         self._idle.clear()
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
-    async def wait_idle(self) -> None:
-        await self._idle.wait()
-
     def overlaps(self, mtime: float, slack: float = 0.05) -> bool:
         """Whether a file modified at ``mtime`` was written during a build (its output)."""
         if self.running:

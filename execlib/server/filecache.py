@@ -108,14 +108,6 @@ class FileCache:
             return None
         return entry.digest
 
-    def invalidate(self, path: str | None = None) -> None:
-        with self._lock:
-            if path is None:
-                self._entries.clear()
-                self._total = 0
-            elif (entry := self._entries.pop(path, None)) is not None:
-                self._total -= len(entry.body)
-
     def _load(
         self,
         path: str,

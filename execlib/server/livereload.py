@@ -346,9 +346,6 @@ class ReloadHub:
         results = await asyncio.gather(*(self._send(p, message) for p in list(self.pages) if p.greeted))
         return sum(1 for r in results if r)
 
-    async def close_all(self) -> None:
-        await asyncio.gather(*(_close(p.websocket, 1001) for p in list(self.pages)))
-
     async def _send_many(self, page: Page, messages: list[dict], count: bool = True) -> bool:
         for message in messages:
             if not await self._send(page, message):

@@ -1,6 +1,6 @@
 """Server: serves a folder (and a FastAPI app, if a tool adds routes) with uvicorn on an event loop it manages.
 
-Threading model (see DESIGN.md): ``start()`` blocks the calling thread and
+Threading model (docs/design.rst, "Threads and loops"): ``start()`` blocks the calling thread and
 runs ``uvicorn.Server.serve()`` with ``run_until_complete``; ``shutdown()`` is
 safe from any thread, from a signal handler, twice, or before ``start()``. It
 stops managed listeners first, then sets uvicorn's ``should_exit`` through
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 logger = logging.getLogger("execlib.server")
-
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 # Seconds after the graceful timeout at which uvicorn cancels requests that a dropped connection did not end.
 _CANCEL_BACKSTOP = 0.5
@@ -370,8 +368,6 @@ class Server(BlockingService):
         if loop is not None and uv is not None:
             with contextlib.suppress(RuntimeError):  # loop already closed: serving is over
                 loop.call_soon_threadsafe(_set_should_exit, uv)
-
-    # -- internals ----------------------------------------------------------------
 
     # -- hooks and talking to pages (any thread) ------------------------------------------
 
