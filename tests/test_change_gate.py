@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from pathlib import Path
 
 from execlib import Action, FileEvent
@@ -11,11 +12,17 @@ from execlib.server.burst import ChangeGate
 
 
 def run(coroutine) -> None:
-    loop = new_loop()
-    try:
-        loop.run_until_complete(coroutine)
-    finally:
-        loop.close()
+    """Run on a fresh server loop in a thread of its own (the browser tests keep a loop in the main thread)."""
+
+    def main() -> None:
+        loop = new_loop()
+        try:
+            loop.run_until_complete(coroutine)
+        finally:
+            loop.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(main).result()
 
 
 async def drained(gate: ChangeGate, timeout: float = 5.0) -> None:

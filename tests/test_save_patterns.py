@@ -141,7 +141,13 @@ mode, path, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
 folder = os.path.dirname(path)
 start = time.monotonic()
 i = 0
+last, stalls = None, 0  # stalls: gaps between saves long enough (0.15 s) to end a burst
 def save(text):
+    global last, stalls
+    now = time.monotonic()
+    if last is not None and now - last >= 0.15:
+        stalls += 1
+    last = now
     if mode == "rename":
         fd, temp = tempfile.mkstemp(dir=folder)
         with os.fdopen(fd, "w") as f:
@@ -164,7 +170,7 @@ else:  # writes 1 ms apart for `seconds`; "pauses" adds a 15 ms pause every 0.3 
         else:
             time.sleep(0.001)
 save("<html><body><p>final</p></body></html>")
-print("done", flush=True)
+print(stalls, flush=True)
 """
 
 
@@ -186,15 +192,20 @@ async def _reloads_until_final(ws, path: Path, timeout: float) -> list[tuple[flo
             return seen
 
 
-def _assert_one_reload_for_the_burst(server: Server, reloads: list[tuple[float, str]]) -> None:
-    """One reload, held until the burst went quiet; the one documented exception aside.
+def _assert_one_reload_for_the_burst(
+    server: Server, reloads: list[tuple[float, str]], writer: subprocess.Popen[str]
+) -> None:
+    """One reload, held until the burst went quiet; the documented exceptions aside.
 
     A burst's very first save looks exactly like a lone save when the (busy) machine pauses the
-    writer for more than the 3 ms settle time right after it: it then goes out alone, and the rest of
-    the burst is still one reload. Never a flush mid-burst, never more than one burst flush.
+    writer for more than the 3 ms settle time right after it: it then goes out alone. And a writer
+    the machine stalled for 0.2 s mid-burst really did go quiet: the burst ends there. The writer
+    counts its own stalls; anything beyond those is a defect. Never a flush at the 2 s cap here.
     """
+    stalls = int(writer.stdout.read().strip())  # type: ignore[union-attr]
     flushes = dict(server.controller.gate.flushes)
-    assert flushes in ({"burst": 1}, {"lone": 1, "burst": 1}), (flushes, reloads)
+    assert flushes.get("lone", 0) <= 1 and "hold" not in flushes, (flushes, reloads)
+    assert 1 <= flushes.get("burst", 0) <= 1 + stalls, (flushes, stalls, reloads)
     assert len(reloads) == sum(flushes.values()), (flushes, reloads)
 
 
@@ -208,7 +219,7 @@ def test_a_burst_of_300_temp_and_rename_saves_gives_one_reload_with_the_final_co
         reloads = await _reloads_until_final(page, site / "index.html", 20)
         assert writer.wait(10) == 0
         assert await nothing_within(page, 0.5)
-        _assert_one_reload_for_the_burst(server, reloads)
+        _assert_one_reload_for_the_burst(server, reloads, writer)
 
     run_async(run())
 
@@ -223,7 +234,7 @@ def test_a_burst_with_brief_pauses_gives_one_reload(site: Path, serve) -> None:
         reloads = await _reloads_until_final(page, site / "index.html", 20)
         assert writer.wait(10) == 0
         assert await nothing_within(page, 0.5)
-        _assert_one_reload_for_the_burst(server, reloads)  # the old gate reloaded once per 0.3 s stretch
+        _assert_one_reload_for_the_burst(server, reloads, writer)  # the old gate reloaded once per 0.3 s stretch
 
     run_async(run())
 
