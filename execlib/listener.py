@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from .errors import ConfigError, ExeclibError
 
 if TYPE_CHECKING:
-    from .router import Router
+    from .router import BaseRouter
 
 logger = logging.getLogger("execlib.listener")
 
@@ -54,7 +54,7 @@ class Listener(ABC):
 
     def __init__(
         self,
-        router: Router,
+        router: BaseRouter,
         *,
         max_restarts: int = 3,
         restart_window: float = 60.0,

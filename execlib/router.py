@@ -130,7 +130,50 @@ class _LoopThread:
             self.loop.close()
 
 
-class Router:
+class BaseRouter:
+    """What a listener needs from a router: the folders to watch, where events go, and how to stop.
+
+    ``Router`` (routes with debounce, delay, frames and timeouts) and
+    ``ChainRouter`` (routers run in sequence) implement it as siblings, so
+    neither carries machinery of the other's that it would have to refuse.
+    Listeners take any ``BaseRouter``.
+    """
+
+    def endpoints(self) -> list[str]:
+        """The endpoints to watch, in order, without repeats."""
+        raise NotImplementedError
+
+    def should_watch_dir(self, path: str) -> bool:
+        """Whether a listener needs to watch this folder at all."""
+        raise NotImplementedError
+
+    def attach_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Run ``async def`` callbacks on ``loop`` from now on (None: a loop of the router's own)."""
+        raise NotImplementedError
+
+    def submit(self, events: Event | Iterable[Event]) -> list[Future[Any]]:
+        """Hand events over; one future per piece of work they started, done when that work is."""
+        raise NotImplementedError
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop: cancel queued work, wait up to ``timeout`` s for running callbacks, stop threads."""
+        raise NotImplementedError
+
+    def get_listener(self, backend: str = "auto", poll: bool = False, **options: Any) -> Listener:
+        """A listener watching every endpoint registered on this router.
+
+        ``backend`` is "auto" (inotify on Linux, watchfiles elsewhere),
+        "inotify", "watchfiles" or "poll"; ``poll=True`` polls (network, Docker
+        and WSL mounts) with execlib's own polling listener, or with
+        watchfiles' when ``backend="watchfiles"``.
+        """
+        # Imported here, not at the top: routers are usable without loading any listener backend.
+        from .listeners import get_listener
+
+        return get_listener(self, backend=backend, poll=poll, **options)
+
+
+class Router(BaseRouter):
     """Routes events to registered callbacks; see the module docstring for the rules.
 
     ``workers`` sizes the thread pool sync callbacks run in. Threads (pool,
@@ -498,18 +541,6 @@ class Router:
             pool.shutdown(wait=not still, cancel_futures=True)
         if own is not None:
             own.stop(max(0.1, deadline - time.monotonic()))
-
-    def get_listener(self, backend: str = "auto", poll: bool = False, **options: Any) -> Listener:
-        """A listener watching every endpoint registered on this router.
-
-        ``backend`` is "auto" (inotify on Linux, watchfiles elsewhere),
-        "inotify", "watchfiles" or "poll"; ``poll=True`` polls (network, Docker
-        and WSL mounts) with execlib's own polling listener, or with
-        watchfiles' when ``backend="watchfiles"``.
-        """
-        from .listeners import get_listener
-
-        return get_listener(self, backend=backend, poll=poll, **options)
 
 
 def _net_events(route: Route, events: list[Event]) -> list[Event]:

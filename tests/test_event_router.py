@@ -9,13 +9,16 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import wait
+from collections.abc import Iterable
+from concurrent.futures import Future, wait
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import execlib
 from execlib import Action, CallbackTimeout, ChainRouter, Event, FileEvent, Router, RouterBuilder, route
+from execlib.router import BaseRouter
 from execlib.routers.path import PathRouter
 from tests.helpers import wait_until
 
@@ -287,6 +290,53 @@ def test_chain_router_runs_routers_in_order_for_each_event() -> None:
         assert chain.endpoints() == [ROOT]
     finally:
         chain.close(2)
+
+
+def test_chain_router_owns_no_router_machinery() -> None:
+    # A chain only forwards to its routers: it has no routes, timer heap, pool or loop of its own.
+    first = Router()
+    chain = ChainRouter([first])
+    assert isinstance(chain, BaseRouter) and not isinstance(chain, Router)
+    leftovers = [a for a in ("routes", "_lock", "_slots", "_heap", "_pool", "_timer", "_own_loop") if hasattr(chain, a)]
+    assert leftovers == []
+    with pytest.raises(TypeError, match="register routes on the chained routers"):
+        chain.register(ROOT, print)
+    chain.close(2)
+
+
+def test_a_listener_takes_any_base_router(tmp_path) -> None:
+    """The listener relies on the base-class methods only: a router of one's own is enough."""
+
+    class Recorder(BaseRouter):
+        def __init__(self) -> None:
+            self.events: list[Event] = []
+
+        def endpoints(self) -> list[str]:
+            return [str(tmp_path)]
+
+        def should_watch_dir(self, path: str) -> bool:
+            return True
+
+        def attach_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
+            pass
+
+        def submit(self, events: Event | Iterable[Event]) -> list[Future[Any]]:
+            self.events.extend([events] if isinstance(events, Event) else events)
+            return []
+
+        def close(self, timeout: float = 5.0) -> None:
+            pass
+
+    with pytest.raises(NotImplementedError):
+        BaseRouter().submit(ev("a"))
+    recorder = Recorder()
+    listener = recorder.get_listener()
+    listener.start()
+    try:
+        (tmp_path / "new.txt").write_text("x")
+        wait_until(lambda: any(e.name == "new.txt" for e in recorder.events), message="the new file's event")
+    finally:
+        listener.stop(2)
 
 
 def test_router_builder_groups_methods_by_router_and_group(tmp_path) -> None:

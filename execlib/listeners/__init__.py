@@ -15,7 +15,7 @@ from ..errors import ConfigError
 from ..listener import Listener
 
 if TYPE_CHECKING:
-    from ..router import Router
+    from ..router import BaseRouter
 
 BACKENDS = ("auto", "inotify", "watchfiles", "poll")
 
@@ -30,7 +30,7 @@ def inotify_available() -> bool:
     return True
 
 
-def get_listener(router: Router, backend: str = "auto", poll: bool = False, **options: Any) -> Listener:
+def get_listener(router: BaseRouter, backend: str = "auto", poll: bool = False, **options: Any) -> Listener:
     """A listener of the chosen backend watching every endpoint of ``router``."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown listener backend {backend!r}: use one of {', '.join(BACKENDS)}")

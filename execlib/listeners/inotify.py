@@ -37,7 +37,7 @@ import logging
 import os
 import select
 import stat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inotify_simple import INotify
 from inotify_simple import flags as F
@@ -46,6 +46,9 @@ from ..event import Action, FileEvent
 from ..fspath import trace
 from ..listener import Listener
 from .order import chronological, written_ns
+
+if TYPE_CHECKING:
+    from ..router import BaseRouter
 
 logger = logging.getLogger("execlib.listener")
 
@@ -112,7 +115,7 @@ class InotifyListener(Listener):
 
     backend = "inotify"
 
-    def __init__(self, router: Any, **kwargs: Any) -> None:
+    def __init__(self, router: BaseRouter, **kwargs: Any) -> None:
         super().__init__(router, **kwargs)
         self._inotify: INotify | None = None
         self._stop_r = self._stop_w = -1

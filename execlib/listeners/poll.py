@@ -45,11 +45,14 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..event import Action, FileEvent
 from ..listener import Listener
 from .order import chronological, written_ns
+
+if TYPE_CHECKING:
+    from ..router import BaseRouter
 
 logger = logging.getLogger("execlib.listener")
 
@@ -154,7 +157,7 @@ class PollingListener(Listener):
 
     def __init__(
         self,
-        router: Any,
+        router: BaseRouter,
         *,
         poll_delay_ms: int = 300,
         cold_delay_ms: int = 2000,

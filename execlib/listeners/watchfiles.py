@@ -31,7 +31,7 @@ import os
 import stat
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from watchfiles import Change
 from watchfiles._rust_notify import RustNotify
@@ -39,6 +39,9 @@ from watchfiles._rust_notify import RustNotify
 from ..event import Action, FileEvent
 from ..listener import Listener
 from .order import chronological, written_ns
+
+if TYPE_CHECKING:
+    from ..router import BaseRouter
 
 logger = logging.getLogger("execlib.listener")
 
@@ -70,7 +73,7 @@ class WatchfilesListener(Listener):
     backend = "watchfiles"
 
     def __init__(
-        self, router: Any, *, poll: bool = False, poll_delay_ms: int = 300, step_ms: int = 5, **kwargs: Any
+        self, router: BaseRouter, *, poll: bool = False, poll_delay_ms: int = 300, step_ms: int = 5, **kwargs: Any
     ) -> None:
         super().__init__(router, **kwargs)
         self.poll = poll

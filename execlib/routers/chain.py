@@ -6,24 +6,25 @@ import asyncio
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, NoReturn
 
 from ..event import Event
-from ..router import Route, Router, result_or_exception, when_all
+from ..router import BaseRouter, result_or_exception, when_all
 
 
-class ChainRouter(Router):
+class ChainRouter(BaseRouter):
     """Routers run in order for each event: the next one gets the event once the previous one's callbacks end.
 
     ``submit`` returns one future per call, done when the last router's
-    callbacks have finished, with a list of each router's results.
+    callbacks have finished, with a list of each router's results. A chain
+    holds no routes, timers or threads of its own: its routers do.
     """
 
-    def __init__(self, routers: Sequence[Router]) -> None:
-        super().__init__()
+    def __init__(self, routers: Sequence[BaseRouter]) -> None:
         self.routers = list(routers)
 
-    def register(self, *args: Any, **kwargs: Any) -> Route:
+    def register(self, *args: Any, **kwargs: Any) -> NoReturn:
+        # Kept only to say where routes go: a chain has no routes, and an AttributeError would not tell.
         raise TypeError("register routes on the chained routers, not on the ChainRouter")
 
     def endpoints(self) -> list[str]:
