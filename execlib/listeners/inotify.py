@@ -427,13 +427,8 @@ class InotifyListener(Listener):
         out: list[FileEvent] = []
         moved_dirs: dict[int, str] = {}  # cookie -> old path of folders moved away in this read
         for ev in raw:
-            mask = ev.mask
-            if mask & F.Q_OVERFLOW:
-                logger.warning("inotify queue overflowed: some changes were missed; rescanning folders")
-                for root in self._roots:
-                    self._follow(root, out)
-                    if root in self._real:
-                        self._add_tree(root, None)
+            if ev.mask & F.Q_OVERFLOW:
+                self._rescan(out)
                 continue
             if ev.wd in self._sentinels:
                 self._sentinel_event(ev, out)
@@ -442,50 +437,78 @@ class InotifyListener(Listener):
             base = self._dirs.get(ev.wd)
             if base is None:
                 continue  # a watch we already forgot
-            if mask & (F.IGNORED | F.DELETE_SELF | F.MOVE_SELF):
-                if base in self._roots:
-                    if self._wds.get(base) == ev.wd:
-                        self._follow(base, out, dead=True)
-                elif mask & F.IGNORED:
-                    self._dirs.pop(ev.wd, None)
-                    if self._wds.get(base) == ev.wd:
-                        del self._wds[base]
-                continue
-            path = os.path.join(base, ev.name) if ev.name else base
-            is_dir = bool(mask & F.ISDIR)
-            if mask & F.CREATE:
-                if is_dir:
-                    out.append(self._event(path, Action.CREATED, True))
-                    self._add_tree(path, found)
-                elif self._written_later(path):
-                    self._creating.add(path)
-                else:
-                    out.append(self._event(path, Action.CREATED, False))
-            elif mask & F.CLOSE_WRITE:
-                if path in self._creating:
-                    self._creating.discard(path)
-                    out.append(self._event(path, Action.CREATED, False))
-                else:
-                    out.append(self._event(path, Action.MODIFIED, False))
-            elif mask & F.DELETE:
-                self._creating.discard(path)
-                out.append(self._event(path, Action.DELETED, is_dir))
-            elif mask & F.MOVED_FROM:
-                self._creating.discard(path)
-                out.append(self._event(path, Action.MOVED_FROM, is_dir))
-                if is_dir:
-                    moved_dirs[ev.cookie] = path
-            elif mask & F.MOVED_TO:
-                out.append(self._event(path, Action.MOVED_TO, is_dir))
-                if is_dir:
-                    old = moved_dirs.pop(ev.cookie, None)
-                    if old is not None and old in self._wds:
-                        self._rename_tree(old, path)
-                    else:
-                        self._add_tree(path, out)  # moved in from outside the watched tree
+            if ev.mask & (F.IGNORED | F.DELETE_SELF | F.MOVE_SELF):
+                self._watch_gone(ev, base, out)
+            else:
+                self._entry_changed(ev, base, out, found, moved_dirs)
         for old in moved_dirs.values():
             self._drop_tree(old)  # moved out of the watched tree
         return out
+
+    def _rescan(self, out: list[FileEvent]) -> None:
+        """The kernel dropped events (queue overflow): look every root up again and re-walk its tree."""
+        logger.warning("inotify queue overflowed: some changes were missed; rescanning folders")
+        for root in self._roots:
+            self._follow(root, out)
+            if root in self._real:
+                self._add_tree(root, None)
+
+    def _watch_gone(self, ev: Any, base: str, out: list[FileEvent]) -> None:
+        """Watched folder ``base`` itself was deleted or moved, or the kernel dropped its watch (IN_IGNORED)."""
+        if base in self._roots:
+            # a root is looked up again (it may come back, or its name now lead elsewhere);
+            # a stale descriptor of a root already re-watched is left alone
+            if self._wds.get(base) == ev.wd:
+                self._follow(base, out, dead=True)
+        elif ev.mask & F.IGNORED:
+            # below a root, the parent folder's own event reports the change: only the dead watch is forgotten
+            self._dirs.pop(ev.wd, None)
+            if self._wds.get(base) == ev.wd:
+                del self._wds[base]
+
+    def _entry_changed(
+        self, ev: Any, base: str, out: list[FileEvent], found: list[FileEvent], moved_dirs: dict[int, str]
+    ) -> None:
+        """An entry of watched folder ``base`` was created, written, deleted or moved: report it, keep watches true."""
+        mask = ev.mask
+        path = os.path.join(base, ev.name) if ev.name else base
+        is_dir = bool(mask & F.ISDIR)
+        if mask & F.CREATE:
+            self._created(path, is_dir, out, found)
+        elif mask & F.CLOSE_WRITE:
+            if path in self._creating:
+                self._creating.discard(path)
+                out.append(self._event(path, Action.CREATED, False))
+            else:
+                out.append(self._event(path, Action.MODIFIED, False))
+        elif mask & F.DELETE:
+            self._creating.discard(path)
+            out.append(self._event(path, Action.DELETED, is_dir))
+        elif mask & F.MOVED_FROM:
+            self._creating.discard(path)
+            out.append(self._event(path, Action.MOVED_FROM, is_dir))
+            if is_dir:
+                moved_dirs[ev.cookie] = path  # its MOVED_TO in this read, if any, says where it went
+        elif mask & F.MOVED_TO:
+            out.append(self._event(path, Action.MOVED_TO, is_dir))
+            if is_dir:
+                self._moved_in(path, moved_dirs.pop(ev.cookie, None), out)
+
+    def _created(self, path: str, is_dir: bool, out: list[FileEvent], found: list[FileEvent]) -> None:
+        if is_dir:
+            out.append(self._event(path, Action.CREATED, True))
+            self._add_tree(path, found)
+        elif self._written_later(path):
+            self._creating.add(path)  # reported as CREATED on its first close, once whole
+        else:
+            out.append(self._event(path, Action.CREATED, False))
+
+    def _moved_in(self, path: str, old: str | None, out: list[FileEvent]) -> None:
+        """A folder arrived at ``path``; ``old`` is where it was, if it moved within this read."""
+        if old is not None and old in self._wds:
+            self._rename_tree(old, path)  # moved within the tree: its watches stay
+        else:
+            self._add_tree(path, out)  # moved in from outside the watched tree
 
     @staticmethod
     def _written_later(path: str) -> bool:

@@ -330,12 +330,34 @@ class PollingListener(Listener):
             return
         folder.key = (st.st_mtime_ns, st.st_ino)
         wall = time.time_ns()
+        digests = folder.digests
         differs = False
-        old_files, old_dirs, digests = folder.files, folder.dirs, folder.digests
-
-        for name in old_dirs.keys() - dirs.keys():
+        for name in folder.dirs.keys() - dirs.keys():
             self._drop_dir(folder, name, out)
             differs = True
+        differs = self._scan_files(folder, files, out, wall, now, fresh) or differs
+        differs = self._scan_dirs(folder, dirs, out, now, fresh) or differs
+
+        recent_folder = abs(wall - st.st_mtime_ns) < self.RECENT_NS
+        folder.settling = bool(digests) or recent_folder
+        if differs:
+            folder.hot_until = now + self.hot_seconds
+        if differs or folder.settling:
+            self._hot[path] = folder
+            self._hot.move_to_end(path)
+
+    def _scan_files(
+        self,
+        folder: _Folder,
+        files: dict[str, FileKey],
+        out: list[FileEvent] | None,
+        wall: int,
+        now: float,
+        fresh: bool,
+    ) -> bool:
+        """Compare a folder's files with its snapshot and keep the new listing; True if something changed."""
+        old_files, digests = folder.files, folder.digests
+        differs = False
         kept = 0  # old names still there: fewer than before means some were deleted
         for name, key in files.items():
             old = old_files.get(name)
@@ -361,14 +383,24 @@ class PollingListener(Listener):
             differs = True
         folder.files = files
         self._files += len(files) - len(old_files)
+        return differs
 
+    def _scan_dirs(
+        self, folder: _Folder, dirs: dict[str, bool], out: list[FileEvent] | None, now: float, fresh: bool
+    ) -> bool:
+        """Compare a folder's subfolders with its snapshot, tracking new ones; True if something changed.
+
+        ``dirs`` maps each subfolder name to whether it is a real folder (False: a link to one).
+        """
+        old_dirs = folder.dirs
+        differs = False
         new_dirs: dict[str, int] = {}
         for name, real in dirs.items():
             kind = old_dirs.get(name)
             if kind is None or (kind == _LINK) == real:  # new, or a link replaced by a folder (or back)
                 if kind is not None:
                     self._drop_dir(folder, name, out)
-                child = os.path.join(path, name)
+                child = os.path.join(folder.path, name)
                 kind = _LINK if not real else _DIR if self.router.should_watch_dir(child) else _IGNORED
                 if kind != _IGNORED:
                     self._emit(out, folder, name, Action.CREATED, True)
@@ -379,14 +411,7 @@ class PollingListener(Listener):
             else:
                 new_dirs[name] = kind
         folder.dirs = new_dirs
-
-        recent_folder = abs(wall - st.st_mtime_ns) < self.RECENT_NS
-        folder.settling = bool(digests) or recent_folder
-        if differs:
-            folder.hot_until = now + self.hot_seconds
-        if differs or folder.settling:
-            self._hot[path] = folder
-            self._hot.move_to_end(path)
+        return differs
 
     def _remember(self, folder: _Folder, name: str, key: FileKey, wall: int, now: float, changed: bool) -> None:
         """Keep a content hash of a file that could be rewritten without its stat tuple changing."""
