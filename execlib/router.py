@@ -62,8 +62,9 @@ class Route:
     endpoint: str
     func: Callback
     pattern: Any
-    debounce: float  # seconds
-    delay: float  # seconds
+    # seconds, named so: register() takes milliseconds under the plain names debounce and delay
+    debounce_s: float
+    delay_s: float
     callback_timeout: float | None
     actions: frozenset[Action] | None
     batch: bool
@@ -237,8 +238,8 @@ class Router(BaseRouter):
             endpoint=endpoint,
             func=callback,
             pattern=pattern,
-            debounce=debounce / 1000.0,
-            delay=delay / 1000.0,
+            debounce_s=debounce / 1000.0,
+            delay_s=delay / 1000.0,
             callback_timeout=callback_timeout,
             actions=None if actions is None else frozenset(Action(a) for a in actions),
             batch=batch,
@@ -332,8 +333,8 @@ class Router(BaseRouter):
             slot.future = Future()
         future = slot.future
         if not slot.settled:
-            slot.due = now + route.debounce
-        if route.debounce == 0 and route.delay == 0 and slot.running is None:
+            slot.due = now + route.debounce_s
+        if route.debounce_s == 0 and route.delay_s == 0 and slot.running is None:
             self._dispatch(slot)  # nothing to wait for: start now, from this thread
         elif not slot.scheduled and slot.running is None:
             self._schedule(slot.due, "slot", slot)
@@ -385,9 +386,9 @@ class Router(BaseRouter):
             self._schedule(slot.due, "slot", slot)
             slot.scheduled = True
             return
-        if not slot.settled and slot.route.delay > 0:
+        if not slot.settled and slot.route.delay_s > 0:
             slot.settled = True
-            slot.due = now + slot.route.delay
+            slot.due = now + slot.route.delay_s
             self._schedule(slot.due, "slot", slot)
             slot.scheduled = True
             return

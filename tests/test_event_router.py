@@ -86,6 +86,15 @@ def test_debounce_waits_for_quiet_then_delay_waits_before_running(router: Router
     assert started and started[0] - sent >= 0.14 - 0.005
 
 
+def test_a_route_keeps_debounce_and_delay_in_seconds_under_names_that_say_so(router: Router, tmp_path) -> None:
+    # register() takes milliseconds; the Route's fields are seconds, so they carry the unit in their names
+    route = router.register(ROOT, print, debounce=250, delay=40)
+    assert (route.debounce_s, route.delay_s) == (0.25, 0.04)
+    assert not hasattr(route, "debounce") and not hasattr(route, "delay")
+    path_route = PathRouter().register(tmp_path, print)
+    assert (path_route.debounce_s, path_route.delay_s) == (Router.DEFAULT_DEBOUNCE / 1000, Router.DEFAULT_DELAY / 1000)
+
+
 def test_zero_debounce_and_delay_runs_at_once(router: Router) -> None:
     done = threading.Event()
     router.register(ROOT, lambda e: done.set(), debounce=0, delay=0)
