@@ -143,7 +143,9 @@ class Lifecycle:
         try:
             self.bind(server)
             if self.files is not None:
-                port = server.bound_addr[1]
+                bound = server.bound_addr
+                assert bound is not None  # bind() above succeeded
+                port = bound[1]
                 _write(self.files.port, f"{port}\n")
                 # now the PID file records the address too: status and stop need no other file
                 if read_pid(self.files.pid) == os.getpid():

@@ -21,6 +21,7 @@ are left to the routes' ignore patterns (``DEFAULT_IGNORES``).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from .event import Action, Event, FileEvent
 
@@ -33,7 +34,7 @@ def net_effect(events: Iterable[Event]) -> list[Event]:
     Plain ``Event``s (not file events) pass through unchanged, in place.
     """
     # key -> [existed before the batch, exists after it, last event]; dict order = last occurrence
-    states: dict[object, list] = {}
+    states: dict[object, list[Any]] = {}
     for event in events:
         if not isinstance(event, FileEvent):
             states.pop(id(event), None)

@@ -159,8 +159,8 @@ def _foreign_message(path: Path, kind: str, why: str) -> str:
 def _parse_pid_file(data: bytes) -> RunInfo | None:
     """The RunInfo of an execlib PID file's bytes (JSON, or a bare pid from earlier versions), else None."""
     if _LEGACY_PID.fullmatch(data):
-        pid = int(data)
-        return RunInfo(pid, legacy=True) if pid > 0 else None
+        legacy_pid = int(data)
+        return RunInfo(legacy_pid, legacy=True) if legacy_pid > 0 else None
     try:
         obj = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):

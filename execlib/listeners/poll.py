@@ -205,7 +205,7 @@ class PollingListener(Listener):
                 return
 
     def _teardown(self) -> None:
-        self._roots: list[str] = []
+        self._roots = []
         self._missing: set[str] = set()
         self._folders: dict[str, _Folder] = {}
         self._order: list[_Folder] = []  # what the cold sweeps go round; forgotten folders are skipped

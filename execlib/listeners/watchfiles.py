@@ -156,7 +156,7 @@ class WatchfilesListener(Listener):
 
     def _tree_events(self, root: str, real: str, action: Action) -> list[FileEvent]:
         """``action`` for every folder and file in ``real``, named as under ``root``."""
-        events = []
+        events: list[FileEvent] = []
         for folder, dirs, files in os.walk(real):
             base = root + folder[len(real) :]
             dirs[:] = [d for d in dirs if self.router.should_watch_dir(os.path.join(base, d))]

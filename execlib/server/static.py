@@ -19,6 +19,7 @@ import stat
 from collections.abc import Callable
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import quote
 
 import jinja2
@@ -191,7 +192,7 @@ class StaticSite:
         await self._send_simple(send, 307, b"", extra=[(b"location", location)], head=head)
 
     async def _listing(self, scope: Scope, send: Send, target: Target, head: bool) -> None:
-        entries = []
+        entries: list[dict[str, Any]] = []
         try:
             with os.scandir(target.fs_path) as it:
                 for item in it:
