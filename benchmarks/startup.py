@@ -266,6 +266,10 @@ def main() -> None:
         reason = ensure_livereload(not args.no_install)
         if reason is not None:
             skipped["livereload"] = reason
+        else:
+            probe = [sys.executable, "-c", "import livereload; print(livereload.__version__)"]
+            version = subprocess.run(probe, capture_output=True, text=True, timeout=60).stdout.strip()
+            notes.append(f"python-livereload {version or '(version unknown)'}")
     servers = [name for name in only if name not in skipped]
     envs: dict[str, dict[str, str] | None] = {name: None for name in servers}
     if args.baseline:
