@@ -25,9 +25,9 @@ print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r}
 """
 
 
-def heavy_modules_after(statement: str, cwd: Path | None = None) -> list[str]:
+def heavy_modules_after(statement: str, cwd: Path | None = None, heavy: tuple[str, ...] = HEAVY) -> list[str]:
     result = subprocess.run(
-        [sys.executable, "-c", PROBE.format(heavy=HEAVY), statement],
+        [sys.executable, "-c", PROBE.format(heavy=heavy), statement],
         capture_output=True,
         text=True,
         timeout=60,
@@ -63,6 +63,13 @@ with execlib.Server(root, port=0) as server:
 
 def test_serving_imports_no_fastapi() -> None:
     assert heavy_modules_after(SERVE_AND_ASK) == ["starlette", "uvicorn"]
+
+
+def test_jinja2_waits_for_the_first_listing_or_404_page() -> None:
+    # jinja2 costs start-up time and renders only listings and the 404 page
+    serve_a_page = SERVE_AND_ASK.replace('"__execlib__/nothing", "missing.html"', "")
+    assert heavy_modules_after(serve_a_page, heavy=("jinja2",)) == []
+    assert heavy_modules_after(SERVE_AND_ASK, heavy=("jinja2",)) == ["jinja2"]  # the probe can fail
 
 
 def test_serve_command_imports_no_fastapi() -> None:

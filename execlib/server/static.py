@@ -13,6 +13,7 @@ touching a thread pool.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import stat
@@ -22,7 +23,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
-import jinja2
 from starlette.responses import FileResponse
 from starlette.types import Message, Receive, Scope, Send
 
@@ -33,11 +33,18 @@ from .paths import BadPath, Kind, SiteResolver, Target, target_too_long
 
 logger = logging.getLogger("execlib.static")
 
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("execlib.server", "templates"),
-    autoescape=True,
-    auto_reload=False,
-)
+
+
+@functools.cache
+def _templates() -> Any:
+    """The listing and 404 templates; jinja2 is imported on the first page that needs one (start-up time)."""
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("execlib.server", "templates"),
+        autoescape=True,
+        auto_reload=False,
+    )
 
 
 class StaticSite:
@@ -218,7 +225,7 @@ class StaticSite:
             await self._not_found(scope, send, head)
             return
         entries.sort(key=lambda e: (not e["is_dir"], e["name"].casefold(), e["name"]))
-        page = _TEMPLATES.get_template("listing.html").render(
+        page = _templates().get_template("listing.html").render(
             path=scope["path"], parent=scope["path"] != "/", entries=entries
         )
         await self._send_html(scope, send, 200, page.encode(), head)
@@ -229,7 +236,7 @@ class StaticSite:
             with open(custom, "rb") as f:
                 body = f.read()
         except OSError:
-            body = _TEMPLATES.get_template("404.html").render(path=scope["path"]).encode()
+            body = _templates().get_template("404.html").render(path=scope["path"]).encode()
         await self._send_html(scope, send, 404, body, head)
 
     async def _forbidden(self, send: Send, head: bool, fs_path: str) -> None:
