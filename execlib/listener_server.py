@@ -30,6 +30,8 @@ class ListenerServer(BlockingService):
     thread that runs ``start()``.
     """
 
+    _log = logger
+
     def __init__(
         self,
         managed_listeners: Iterable[Listener],
@@ -59,15 +61,6 @@ class ListenerServer(BlockingService):
         #: called (in the thread that runs start()) right before the listeners are stopped
         self.before_stop: Callable[[], None] | None = None
 
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop | None:
-        """The loop async callbacks run on while the server runs."""
-        return self._loop
-
-    @property
-    def is_running(self) -> bool:
-        return self._ready.is_set() and not self._finished.is_set()
-
     def start(self) -> None:
         """Start the listeners and block until shutdown; raises ListenerDiedError if a listener gave up."""
         with self._lock:
@@ -84,11 +77,7 @@ class ListenerServer(BlockingService):
         try:
             started: list[Listener] = []
             try:
-                for listener in self.managed_listeners:
-                    listener.attach_loop(loop)
-                    listener.on_fatal = self._listener_failed
-                    listener.start()
-                    started.append(listener)
+                self._start_listeners(loop, started)
             except BaseException:
                 self.managed_listeners = started  # only those need stopping
                 raise
@@ -137,15 +126,3 @@ class ListenerServer(BlockingService):
     def _wake(self) -> None:
         if self._wakeup is not None:
             self._wakeup.set()
-
-    def _stop_listeners(self) -> None:
-        for listener in self.managed_listeners:
-            try:
-                listener.stop(self.stop_timeout)
-            except Exception:
-                logger.exception("stopping listener %r failed", listener)
-
-    def _listener_failed(self, error: BaseException) -> None:
-        logger.error("a file listener failed for good, shutting down: %s", error)
-        self.fatal_error = error
-        self.shutdown()

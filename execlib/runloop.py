@@ -1,4 +1,5 @@
-"""Pieces shared by Server and ListenerServer for owning an event loop in a blocking ``start()``.
+"""Pieces shared by Server and ListenerServer for owning an event loop in a blocking ``start()``
+and supervising the listeners that feed it.
 
 Free of uvicorn, FastAPI and Starlette, so ListenerServer stays light.
 """
@@ -6,11 +7,15 @@ Free of uvicorn, FastAPI and Starlette, so ListenerServer stays light.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
+
+if TYPE_CHECKING:
+    from .listener import Listener
 
 _Service = TypeVar("_Service", bound="BlockingService")
 
@@ -60,13 +65,39 @@ class BlockingService:
     The subclass sets ``_ready`` once it serves (or gives up) and ``_finished``
     when ``start()`` is over; ``_before_ready_wait()`` may block first for work
     that the start-up timeout should not count (a first build).
+
+    It also supervises the listeners: ``start()`` calls ``_start_listeners(loop)``
+    and ``_stop_listeners()`` when it ends; a listener that dies for good records
+    ``fatal_error`` and shuts the service down, and ``start()`` then raises a
+    ``ListenerDiedError``. One copy of this, so both hosts treat a listener alike.
     """
 
     handle_signals: bool
+    managed_listeners: list[Listener]
+    #: the error that made a listener give up, once one has
+    fatal_error: BaseException | None
+    #: passed to each listener's ``stop()``; None leaves each listener its own ``stop_timeout``
+    stop_timeout: float | None = None
+    #: each subclass logs listener failures under its own name, as it did before this code was shared
+    _log: ClassVar[logging.Logger]
+    _loop: asyncio.AbstractEventLoop | None
     _ready: threading.Event
     _finished: threading.Event
     _thread: threading.Thread | None
     _thread_error: BaseException | None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop that async callbacks (and a Server's requests) run on while it runs; None before.
+
+        Hand coroutines to it with ``asyncio.run_coroutine_threadsafe``.
+        """
+        return self._loop
+
+    @property
+    def is_running(self) -> bool:
+        """True from the moment it serves (requests, or the listeners' events) until serving has ended."""
+        return self._ready.is_set() and not self._finished.is_set()
 
     def start(self) -> None:
         raise NotImplementedError
@@ -110,6 +141,40 @@ class BlockingService:
 
     def start_in_thread(self: _Service, timeout: float = 10.0) -> _Service:
         raise NotImplementedError
+
+    # -- listeners ------------------------------------------------------------------------
+
+    @property
+    def _all_listeners(self) -> list[Listener]:
+        """The listeners started with the service and stopped first when it stops."""
+        return self.managed_listeners
+
+    def _start_listeners(self, loop: asyncio.AbstractEventLoop, started: list[Listener] | None = None) -> None:
+        """Start each listener with its async callbacks on ``loop`` and its death reported here.
+
+        Each one that started is appended to ``started``: if a later one fails, the caller knows
+        which ones are watching.
+        """
+        for listener in self._all_listeners:
+            listener.attach_loop(loop)
+            listener.on_fatal = self._listener_failed
+            listener.start()
+            if started is not None:
+                started.append(listener)
+
+    def _stop_listeners(self) -> None:
+        """Stop every listener; one that fails to stop is logged, and the others are still stopped."""
+        for listener in self._all_listeners:
+            try:
+                listener.stop(self.stop_timeout)
+            except Exception:
+                self._log.exception("stopping listener %r failed", listener)
+
+    def _listener_failed(self, error: BaseException) -> None:
+        """A listener's ``on_fatal``: serving without watching would go stale unnoticed, so stop."""
+        self._log.error("a file listener failed for good, shutting down: %s", error)
+        self.fatal_error = error
+        self.shutdown()
 
     def __enter__(self: _Service) -> _Service:
         return self.start_in_thread()

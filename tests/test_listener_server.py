@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from execlib import FileEvent, ListenerDiedError, ListenerServer, PathRouter, Server
+from execlib.runloop import BlockingService
 from execlib.server.server import ListenerFailedError
 from tests.helpers import read_line, wait_until
 from tests.listener_support import Recorder
@@ -173,4 +174,19 @@ def test_server_shuts_down_when_a_managed_listener_dies_for_good(
         wait_until(lambda r=restarts: listener.restarts > r or not thread.is_alive(), timeout=5)
     thread.join(10)
     assert isinstance(errors[0], ListenerFailedError)
+    assert isinstance(errors[0], ListenerDiedError)  # the same except clause as for a ListenerServer
     assert "watcher broke" in str(errors[0])
+
+
+def test_one_except_catches_a_dead_listener_whichever_host_ran_it() -> None:
+    assert issubclass(ListenerFailedError, ListenerDiedError)
+    with pytest.raises(ListenerDiedError):
+        raise ListenerFailedError("stopped serving: gone")
+
+
+@pytest.mark.parametrize("name", ["loop", "is_running", "_start_listeners", "_stop_listeners", "_listener_failed"])
+def test_server_and_listener_server_share_one_copy_of_listener_supervision(name: str) -> None:
+    # a fix to how listeners are started, stopped or given up on reaches both hosts at once
+    assert name in vars(BlockingService)
+    assert name not in vars(Server), f"Server defines its own {name}"
+    assert name not in vars(ListenerServer), f"ListenerServer defines its own {name}"

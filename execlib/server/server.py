@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from ..errors import BindError, ConfigError, ExeclibError, PortInUseError
+from ..errors import BindError, ConfigError, PortInUseError
 from ..fspath import given_path
+from ..listener import Listener, ListenerDiedError
 from ..runloop import BlockingService, close_loop, install_shutdown_signals, new_loop
 from .app import Dispatcher, build_asgi
 from .build import BuildTarget
@@ -42,8 +43,11 @@ logger = logging.getLogger("execlib.server")
 _CANCEL_BACKSTOP = 0.5
 
 
-class ListenerFailedError(ExeclibError):
-    """A managed listener died for good; the server shut down rather than run without watching."""
+class ListenerFailedError(ListenerDiedError):
+    """A managed listener died for good; the server shut down rather than run without watching.
+
+    A ListenerDiedError, like ListenerServer's: one ``except`` catches a dead listener whichever ran it.
+    """
 
 
 class _Uvicorn(uvicorn.Server):
@@ -128,6 +132,8 @@ class Server(BlockingService):
     closed, if it sent nothing), one larger gets 431.
     """
 
+    _log = logger
+
     def __init__(
         self,
         root: str | os.PathLike[str] = ".",
@@ -135,7 +141,7 @@ class Server(BlockingService):
         port: int = 8000,
         static: bool = True,
         livereload: bool = True,
-        managed_listeners: Iterable[Any] | None = None,
+        managed_listeners: Iterable[Listener] | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         *,
         follow_symlinks: bool = False,
@@ -168,7 +174,7 @@ class Server(BlockingService):
         self.host = host
         self.port = port
         self.livereload = livereload
-        self.managed_listeners: list[Any] = list(managed_listeners or [])
+        self.managed_listeners: list[Listener] = list(managed_listeners or [])
         self.pre_serve = pre_serve
         self.handle_signals = handle_signals
         self.graceful_timeout = graceful_timeout
@@ -196,7 +202,7 @@ class Server(BlockingService):
         # FastAPI is built only if someone reads server.app (see the property)
         self.dispatcher = Dispatcher(self.root, self.static_site, self.hub if livereload else None, inject=livereload)
         self.asgi = build_asgi(self.dispatcher)
-        self._own_listeners: list[Any] = []
+        self._own_listeners: list[Listener] = []
 
         self._loop_arg = loop
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -245,16 +251,6 @@ class Server(BlockingService):
         and shutdown handlers to run.
         """
         return self.dispatcher.api
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop | None:
-        """The loop serving requests while the server runs (for run_coroutine_threadsafe)."""
-        return self._loop
-
-    @property
-    def is_running(self) -> bool:
-        """True from the moment requests are served until serving has ended."""
-        return self._ready.is_set() and not self._finished.is_set()
 
     def bind(self) -> None:
         """Bind the listening socket now (start() does it otherwise). Raises PortInUseError."""
@@ -407,29 +403,8 @@ class Server(BlockingService):
     # -- listeners ------------------------------------------------------------------------
 
     @property
-    def _all_listeners(self) -> list[Any]:
+    def _all_listeners(self) -> list[Listener]:
         return [*self._own_listeners, *self.managed_listeners]
-
-    def _start_listeners(self, loop: asyncio.AbstractEventLoop) -> None:
-        for listener in self._all_listeners:
-            attach = getattr(listener, "attach_loop", None)
-            if attach is not None:
-                attach(loop)
-            if hasattr(listener, "on_fatal"):
-                listener.on_fatal = self._listener_failed
-            listener.start()
-
-    def _stop_listeners(self) -> None:
-        for listener in self._all_listeners:
-            try:
-                listener.stop()
-            except Exception:
-                logger.exception("stopping listener %r failed", listener)
-
-    def _listener_failed(self, error: BaseException) -> None:
-        logger.error("a file listener failed for good, shutting down: %s", error)
-        self.fatal_error = error
-        self.shutdown()
 
     def _close_socket(self) -> None:
         if self._socket is not None:
@@ -509,9 +484,9 @@ def _check_arguments(args: dict[str, Any]) -> tuple[list[str], list[str]]:
             raise ConfigError("must be a list of listeners", option="managed_listeners", value=listeners)
         # a one-shot iterator is left for __init__ to read: only collections are looked into here
         for listener in listeners if isinstance(listeners, Collection) else ():
-            if not (callable(getattr(listener, "start", None)) and callable(getattr(listener, "stop", None))):
+            if not isinstance(listener, Listener):
                 raise ConfigError(
-                    "is not a listener (it needs start() and stop())", option="managed_listeners", value=listener
+                    "is not a Listener (router.get_listener() makes one)", option="managed_listeners", value=listener
                 )
     watch = args["watch"]
     if isinstance(watch, (str, os.PathLike)):
