@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import sys
+from typing import TYPE_CHECKING, TextIO
 
 _ACCESS_FIELDS = ("method", "path", "status", "size", "ms")
 
@@ -76,7 +77,13 @@ class JsonFormatter(logging.Formatter):
         return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", line)
 
 
-class _Flushing(logging.StreamHandler):
+if TYPE_CHECKING:
+    _TextStreamHandler = logging.StreamHandler[TextIO]
+else:  # StreamHandler takes a type argument at run time only from Python 3.11
+    _TextStreamHandler = logging.StreamHandler
+
+
+class _Flushing(_TextStreamHandler):
     """Flush every record: a pipe reader must see lines as they happen."""
 
     def emit(self, record: logging.LogRecord) -> None:

@@ -93,7 +93,9 @@ class _Slot:
 
     def __init__(self, route: Route, key: object) -> None:
         self.route, self.key = route, key
-        self.pending: dict[tuple[str, object], Event] = {}
+        # keyed by (name, action) so a repeat replaces the earlier one; on a net route by arrival
+        # number instead, since the net effect needs every event (Router._add)
+        self.pending: dict[tuple[str, object] | int, Event] = {}
         self.future: Future[Any] | None = None
         self.due = 0.0
         self.settled = False  # debounce over, waiting out the delay
@@ -227,6 +229,39 @@ class Router(BaseRouter):
         save is one "modified", and a burst that changed nothing runs nothing.
         ``actions`` then applies to the net events. An unknown keyword is a
         TypeError: a misspelt option must not quietly widen the route.
+        """
+        return self._add_route(
+            endpoint,
+            callback,
+            pattern,
+            debounce=debounce,
+            delay=delay,
+            callback_timeout=callback_timeout,
+            actions=actions,
+            batch=batch,
+            name=name,
+            net=net,
+        )
+
+    def _add_route(
+        self,
+        endpoint: str,
+        callback: Callback,
+        pattern: object,
+        *,
+        debounce: float,
+        delay: float,
+        callback_timeout: float | None,
+        actions: Iterable[Action | str] | None,
+        batch: bool,
+        name: str | None,
+        net: bool,
+    ) -> Route:
+        """``register()`` for any kind of ``pattern``.
+
+        ``register()`` takes the predicate that this class's ``match()`` calls. A subclass whose
+        ``match()`` reads a pattern of its own (PathRouter: a compiled glob) adds its routes here,
+        so that pattern is not passed off as a predicate.
         """
         if net and not batch:
             raise ValueError("net=True needs batch=True: a net effect is a property of a whole burst")

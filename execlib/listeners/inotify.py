@@ -276,7 +276,7 @@ class InotifyListener(Listener):
 
     def _tree_events(self, top: str, real_top: str, action: Action) -> list[FileEvent]:
         """``action`` for every folder and file of ``real_top``, named as under ``top`` (nothing is watched)."""
-        events = []
+        events: list[FileEvent] = []
         for folder, dirs, files in os.walk(real_top):
             base = top + folder[len(real_top) :]
             dirs[:] = [d for d in dirs if self.router.should_watch_dir(os.path.join(base, d))]

@@ -275,10 +275,10 @@ class PathRouter(Router):
             patterns.insert(0, "**/*")  # only exclusions given: exclude them from everything
         ignored = IgnoreMatcher((*DEFAULT_IGNORES, *ignore))
         matcher = wcglob.compile(patterns, flags=GLOB_FLAGS)
-        route = super().register(
+        route = self._add_route(
             endpoint,
             func,
-            pattern=matcher,
+            matcher,  # read by match() below
             debounce=debounce,
             delay=delay,
             callback_timeout=callback_timeout,
