@@ -757,6 +757,18 @@ def mtime_lag(folder: Path, samples: int = 50) -> tuple[float, float]:
 # -- phases ---------------------------------------------------------------------------------
 
 
+@dataclass
+class Share:
+    """One server's share of one writer's changes of one kind, and how far it has got."""
+
+    wanted: int  # warm-up changes included
+    made: int = 0
+    misses: int = 0  # changes in a row that never showed
+
+    def give_up(self) -> None:
+        self.made = self.wanted
+
+
 def measure_writer(
     running: list[Served], writer: str, kind: str, args: argparse.Namespace, staging: Path, stats: WriterStats
 ) -> None:
@@ -765,58 +777,70 @@ def measure_writer(
     A server takes a change when its quiet time is over; while none is ready, wait for the first.
     A server's first ``warmup`` changes per writer and kind are dropped.
     """
-    wanted = {
-        s.name: args.warmup + (min(args.changes, args.livereload_changes) if s.name == "livereload" else args.changes)
+    shares = {
+        s.name: Share(
+            args.warmup + (min(args.changes, args.livereload_changes) if s.name == "livereload" else args.changes)
+        )
         for s in running
     }
-    made = dict.fromkeys(wanted, 0)
-    misses = dict.fromkeys(wanted, 0)
     for served in running:
         if not served.result.error:
             served.result.cells.setdefault(writer, Cell())
     while True:
-        todo = [s for s in running if not s.result.error and made[s.name] < wanted[s.name]]
+        todo = [s for s in running if not s.result.error and shares[s.name].made < shares[s.name].wanted]
         if not todo:
             break
         now = time.monotonic()
         ready = [s for s in todo if s.next_at <= now] or [min(todo, key=lambda s: s.next_at)]
         for served in ready:
-            cell = served.result.cells[writer]
-            made[served.name] += 1
-            try:
-                sample, landed = change(served, kind, writer, staging)
-            except WriterError as exc:
-                cell.note = f"{kind} save failed: {exc}"[:160]
-                made[served.name] = wanted[served.name]
-                continue
-            except Exception as exc:  # a timeout, or the browser or server failing: stop this one only
-                served.result.error = f"{type(exc).__name__}: {exc}"[:200]
-                continue
-            stats.to_landed.append((landed.mtime - landed.started) / 1e6)
-            stats.after_landed.append((landed.returned - landed.mtime) / 1e6)
-            stats.ctime_after_mtime.append((landed.ctime - landed.mtime) / 1e6)
-            measured = made[served.name] > args.warmup
-            if kind == "css" and measured:
-                served.pending_marker = (f"m{served.changes}", cell)
-            if sample is None:
-                misses[served.name] += 1
-                if measured:
-                    setattr(cell, f"{kind}_missed", getattr(cell, f"{kind}_missed") + 1)
-                if misses[served.name] >= MISSES_IN_A_ROW:
-                    cell.note = f"{kind}: gave up after {MISSES_IN_A_ROW} misses in a row"
-                    made[served.name] = wanted[served.name]
-                continue
-            misses[served.name] = 0
-            if not measured:
-                continue
-            getattr(cell, kind).append(sample.total)
-            if sample.to_navigation is not None:
-                cell.to_navigation.append(sample.to_navigation)
+            take_change(served, shares[served.name], writer, kind, args.warmup, staging, stats)
     if kind == "css":
         time.sleep(SETTLE_S)  # a reload that comes late still counts against the last change
         for served in running:
             if not served.result.error:
                 check_marker(served)
+
+
+def take_change(
+    served: Served, share: Share, writer: str, kind: str, warmup: int, staging: Path, stats: WriterStats
+) -> None:
+    """One change on one server: save it with ``writer``, and file its figures in the server's cell."""
+    cell = served.result.cells[writer]
+    share.made += 1
+    try:
+        sample, landed = change(served, kind, writer, staging)
+    except WriterError as exc:
+        cell.note = f"{kind} save failed: {exc}"[:160]
+        share.give_up()
+        return
+    except Exception as exc:  # a timeout, or the browser or server failing: stop this one only
+        served.result.error = f"{type(exc).__name__}: {exc}"[:200]
+        return
+    stats.to_landed.append((landed.mtime - landed.started) / 1e6)
+    stats.after_landed.append((landed.returned - landed.mtime) / 1e6)
+    stats.ctime_after_mtime.append((landed.ctime - landed.mtime) / 1e6)
+    measured = share.made > warmup
+    if kind == "css" and measured:
+        served.pending_marker = (f"m{served.changes}", cell)
+    if sample is None:
+        count_miss(cell, share, kind, measured)
+        return
+    share.misses = 0
+    if not measured:
+        return
+    getattr(cell, kind).append(sample.total)
+    if sample.to_navigation is not None:
+        cell.to_navigation.append(sample.to_navigation)
+
+
+def count_miss(cell: Cell, share: Share, kind: str, measured: bool) -> None:
+    """A change that never showed: counted when measured; after a few in a row, the server's share ends."""
+    share.misses += 1
+    if measured:
+        setattr(cell, f"{kind}_missed", getattr(cell, f"{kind}_missed") + 1)
+    if share.misses >= MISSES_IN_A_ROW:
+        cell.note = f"{kind}: gave up after {MISSES_IN_A_ROW} misses in a row"
+        share.give_up()
 
 
 def measure_burst(served: Served, edits: int) -> int:
