@@ -53,6 +53,9 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
     )
     build.add_argument("--build-on-start", action="store_true", help="run the build once before serving")
     build.add_argument("--build-timeout", type=float, metavar="S", help="kill a build that runs longer than S seconds")
+    build.add_argument(
+        "--warnings-as-errors", action="store_true", help="a build that prints warnings shows them in an overlay"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
     _add_lifecycle_commands(commands, serve)
     _add_watch_command(commands)
+    _add_preset_commands(commands)
     return parser
 
 
@@ -123,6 +127,68 @@ def _lifecycle(name: str) -> Callable[[argparse.Namespace], int]:
     return handler
 
 
+def _add_preset_options(parser: argparse.ArgumentParser) -> None:
+    """What ``execlib sphinx`` and ``execlib mkdocs`` share with ``serve``; the rest the preset decides."""
+    parser.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1, or $EXECLIB_HOST)")
+    parser.add_argument(
+        "--port", default=None, help="port to listen on (default 8000, or $EXECLIB_PORT; 0 picks a free one)"
+    )
+    parser.add_argument("--open", action="store_true", help="open the default browser once ready")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, with every file event")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
+    parser.add_argument(
+        "--watch", action="append", default=[], metavar="PATH", help="also rebuild when PATH changes (repeatable)"
+    )
+    parser.add_argument(
+        "--ignore", action="append", default=[], metavar="GLOB", help="ignore changes matching GLOB (repeatable)"
+    )
+    parser.add_argument("--delay", type=float, default=0, metavar="MS", help="wait MS milliseconds before rebuilding")
+    parser.add_argument("--poll", action="store_true", help="poll for changes (network, Docker and WSL mounts)")
+    parser.add_argument("--build-timeout", type=float, metavar="S", help="kill a build that runs longer than S seconds")
+    parser.add_argument(
+        "--warnings-as-errors", action="store_true", help="a build that prints warnings shows them in an overlay"
+    )
+    parser.add_argument(
+        "--cold", action="store_true", help="run the plain build command each time (no warm build process)"
+    )
+    _add_instance_options(parser)
+    parser.set_defaults(tool_args=[])
+
+
+def _add_preset_commands(commands: argparse._SubParsersAction) -> None:
+    sphinx = commands.add_parser(
+        "sphinx",
+        help="preview a Sphinx project: build, serve, rebuild on change",
+        usage="%(prog)s [SOURCE] [OUTPUT] [options] [-- SPHINX-BUILD-OPTIONS...]",
+        description="Build a Sphinx project's HTML, serve it with live reload, and rebuild when a source changes.",
+    )
+    sphinx.add_argument("source", nargs="?", help="the folder holding conf.py (default: found in ., source/, docs/)")
+    sphinx.add_argument("output", nargs="?", help="the HTML output folder (default: _build/html or build/html)")
+    _add_preset_options(sphinx)
+    sphinx.set_defaults(handler=_preset("sphinx"))
+
+    mkdocs = commands.add_parser(
+        "mkdocs",
+        help="preview an MkDocs project: build, serve, rebuild on change",
+        usage="%(prog)s [PROJECT] [options] [-- MKDOCS-BUILD-OPTIONS...]",
+        description="Build an MkDocs project, serve the site with live reload, and rebuild when a source changes.",
+    )
+    mkdocs.add_argument("project", nargs="?", help="the folder holding mkdocs.yml (default: the current folder)")
+    mkdocs.add_argument("--site-dir", metavar="DIR", help="build into and serve DIR (default: mkdocs.yml's site_dir)")
+    _add_preset_options(mkdocs)
+    mkdocs.set_defaults(handler=_preset("mkdocs"))
+
+
+def _preset(name: str) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        from .preset_command import run_preset
+
+        return run_preset(name, args)
+
+    return handler
+
+
 def _add_watch_command(commands: argparse._SubParsersAction) -> None:
     watch = commands.add_parser(
         "watch",
@@ -153,10 +219,18 @@ def _after_build(argv: Sequence[str], word: str) -> bool:
     return bool(builds) and word in argv[builds[0] + 1 :]
 
 
+# Commands whose words after ``--`` belong to another program: watch's COMMAND, a preset's tool options.
+PASS_THROUGH = ("watch", "sphinx", "mkdocs")
+
+
 def _split_watch_command(argv: list[str]) -> tuple[list[str], list[str]]:
-    """``execlib watch PATH... -- COMMAND ARGS``: what follows the first ``--`` is COMMAND, kept from argparse."""
+    """``execlib watch PATH... -- COMMAND ARGS``: what follows the first ``--`` is COMMAND, kept from argparse.
+
+    The same for ``execlib sphinx ... -- -W`` and ``execlib mkdocs ... -- --strict``: those words
+    go to the generator.
+    """
     subcommand = next((arg for arg in argv if not arg.startswith("-")), None)
-    if subcommand != "watch" or "--" not in argv:
+    if subcommand not in PASS_THROUGH or "--" not in argv:
         return argv, []
     split = argv.index("--")
     return argv[:split], argv[split + 1 :]
@@ -211,8 +285,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 2
         parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    args.argv = argv
     if watch_command:
-        args.watch_command = watch_command
+        if args.command == "watch":
+            args.watch_command = watch_command
+        else:
+            args.tool_args = watch_command
     try:
         return int(args.handler(args) or 0)
     except ExeclibError as error:

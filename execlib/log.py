@@ -16,6 +16,11 @@ from typing import TYPE_CHECKING, TextIO
 
 _ACCESS_FIELDS = ("method", "path", "status", "size", "ms")
 
+#: the logger a running build's own output lines go to, one record per line (execlib.server.build)
+BUILD_OUTPUT_LOGGER = "execlib.build.output"
+#: how the text format sets a build's output apart from execlib's own lines
+BUILD_OUTPUT_INDENT = "  | "
+
 # Loggers whose messages carry what clients send. Others keep their text as it is: build output,
 # for one, is meant to be shown as the tool printed it, line breaks and colours included.
 REQUEST_LOGGERS = ("execlib.access", "execlib.livereload", "execlib.static", "execlib.server", "uvicorn")
@@ -51,6 +56,27 @@ class SafeTextFormatter(logging.Formatter):
             # record.message is this formatting's own copy: every Formatter.format() sets it anew
             record.message = escape_controls(record.message.rstrip("\n"))
         return super().formatMessage(record)
+
+
+class CommandLineFormatter(SafeTextFormatter):
+    """The text format of stderr: ``execlib: message`` for execlib's own INFO lines (what changed, what
+    a build did), ``execlib: LEVEL: message`` for the rest, and a build's output indented under them.
+
+    The level is left out of INFO lines because they are the running commentary a user reads all
+    day; a warning or an error keeps its level so it stands out. uvicorn's lines keep theirs.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("execlib: %(levelname)s: %(message)s")
+        self._info = SafeTextFormatter("execlib: %(message)s")
+        self._output = SafeTextFormatter(BUILD_OUTPUT_INDENT + "%(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == BUILD_OUTPUT_LOGGER:
+            return self._output.format(record)
+        if record.levelno == logging.INFO and record.name.startswith("execlib"):
+            return self._info.format(record)
+        return super().format(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -92,14 +118,14 @@ class _Flushing(_TextStreamHandler):
 
 
 def configure_logging(verbosity: int = 0, log_format: str = "text") -> None:
-    """verbosity: -1 quiet (errors only, no access log), 0 normal, 1 verbose (debug)."""
+    """verbosity: -1 quiet (warnings and errors, no access log), 0 normal, 1 verbose (debug)."""
     json_lines = log_format == "json"
     formatter: logging.Formatter = JsonFormatter() if json_lines else SafeTextFormatter("%(message)s")
     root = logging.getLogger("execlib")
     root.handlers.clear()
     root.propagate = False
     errors = _Flushing(sys.stderr)
-    errors.setFormatter(formatter if json_lines else SafeTextFormatter("execlib: %(levelname)s: %(message)s"))
+    errors.setFormatter(formatter if json_lines else CommandLineFormatter())
     root.addHandler(errors)
     root.setLevel(logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO)
 

@@ -11,6 +11,7 @@ import socket
 import sys
 import threading
 import webbrowser
+from typing import Any
 
 from .errors import ConfigError
 from .log import configure_logging
@@ -89,40 +90,25 @@ def open_browser(url: str) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     configure_logging(-1 if args.quiet else 1 if args.verbose else 0, args.log_format)
     host, port = resolve_host_port(args.host, args.port)
-    if not os.path.exists(args.root):
-        hint = ""
-        if args.build is not None and " " not in args.build.strip():
-            # `--build make html` takes "html" as the folder to serve
-            from .cli import build_quoting_hint
-
-            hint = f" ({build_quoting_hint(args.build, [args.root])})"
-        raise ConfigError(f"folder not found: {args.root}{hint}")
-    if not os.path.isdir(args.root):
+    # With a build the folder may not exist yet (a project never built): the Server creates it.
+    if not os.path.exists(args.root) and args.build is None:
+        raise ConfigError(f"folder not found: {args.root}")
+    if os.path.exists(args.root) and not os.path.isdir(args.root):
         raise ConfigError(f"not a folder: {args.root}")
+    if args.build is not None and not os.path.exists(args.root) and _root_follows_build(args):
+        # `--build make html` takes "html" as the folder to serve: not a folder to create
+        from .cli import build_quoting_hint
+
+        raise ConfigError(f"folder not found: {args.root} ({build_quoting_hint(args.build, [args.root])})")
     check_host(host)
-
-    from .server import Server
-
-    def announce(server: Server) -> None:
-        if not is_loopback(host):  # said once the socket is bound: a failed bind exposed nothing
-            print(
-                f"execlib: warning: listening on {host}: {args.root} is now visible to other machines on the network",
-                file=sys.stderr,
-                flush=True,
-            )
-        print(f"Serving {args.root} at {server.url}", flush=True)
-        if args.open:
-            # a thread: a browser command may only return when the browser is closed
-            threading.Thread(target=open_browser, args=(server.url,), daemon=True).start()
-
-    server = Server(
+    return serve_folder(
+        args,
         args.root,
-        host=host,
-        port=port,
+        host,
+        port,
         livereload=not args.no_livereload,
         follow_symlinks=args.follow_symlinks,
         fallback=args.fallback,
-        pre_serve=announce,
         watch=args.watch,
         ignore=args.ignore,
         delay=args.delay,
@@ -131,7 +117,41 @@ def run_serve(args: argparse.Namespace) -> int:
         build=args.build,
         build_timeout=args.build_timeout,
         build_on_start=args.build_on_start,
+        warnings_as_errors=args.warnings_as_errors,
     )
+
+
+def _root_follows_build(args: argparse.Namespace) -> bool:
+    """Whether ROOT was typed right after a one-word ``--build`` value (an unquoted command's next word)."""
+    argv = list(getattr(args, "argv", None) or [])
+    if " " in args.build.strip():
+        return False
+    for i, word in enumerate(argv):
+        if word == "--build":
+            return argv[i + 2 : i + 3] == [args.root]
+        if word.startswith("--build="):
+            return argv[i + 1 : i + 2] == [args.root]
+    return False
+
+
+def serve_folder(args: argparse.Namespace, root: str, host: str, port: int, **options: Any) -> int:
+    """Serve ``root`` with a ``Server`` made of ``options``, in the foreground, with the command line's
+    output (the ``Serving ... at URL`` line, --open, the network warning) and its process options."""
+    from .server import Server
+
+    def announce(server: Server) -> None:
+        if not is_loopback(host):  # said once the socket is bound: a failed bind exposed nothing
+            print(
+                f"execlib: warning: listening on {host}: {root} is now visible to other machines on the network",
+                file=sys.stderr,
+                flush=True,
+            )
+        print(f"Serving {root} at {server.url}", flush=True)
+        if args.open:
+            # a thread: a browser command may only return when the browser is closed
+            threading.Thread(target=open_browser, args=(server.url,), daemon=True).start()
+
+    server = Server(root, host=host, port=port, pre_serve=announce, **options)
     from .lifecycle import Lifecycle
 
     Lifecycle.from_args(args).run(server)  # serves; PID/port files, single instance, port holder, --replace

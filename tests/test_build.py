@@ -246,7 +246,7 @@ def test_a_successful_build_logs_one_info_line(project: dict[str, Path], serve, 
     wait_until(lambda: server.controller.builder is not None and server.controller.builder.last is not None, 10)
     build_lines = [r for r in build_log if r.name == "execlib.build"]
     assert [r.levelno for r in build_lines] == [logging.INFO], [r.getMessage() for r in build_lines]
-    assert re.fullmatch(r"build succeeded in \d+\.\d\d s", build_lines[0].getMessage())
+    assert re.fullmatch(r"build ok in \d+\.\d\d s -> no page open", build_lines[0].getMessage())
 
 
 def _nested_template_error(name: str) -> None:
@@ -271,7 +271,7 @@ def test_a_failing_callable_traceback_starts_at_the_users_frames(project: dict[s
     assert "asyncio" not in text and "concurrent" not in text, text
     # the terminal shows the same trimmed traceback under the summary
     logged = next(r.getMessage() for r in build_log if r.levelno == logging.ERROR and r.name == "execlib.build")
-    assert logged.splitlines()[0] == "Build failed: KeyError: 'title'"
+    assert logged.splitlines()[0] == "Build failed: KeyError: 'title' -> no page open"
     assert logged.splitlines()[1].strip() == "Traceback (most recent call last):"
     assert "asyncio" not in logged
 
@@ -295,7 +295,7 @@ def test_configure_logging_gives_an_embedder_the_build_line(project: dict[str, P
         timeout=30,
     )
     assert result.returncode == 0, result.stderr
-    assert re.search(r"^execlib: INFO: build succeeded in \d+\.\d\d s$", result.stderr, re.M), result.stderr
+    assert re.search(r"^execlib: build ok in \d+\.\d\d s -> no page open$", result.stderr, re.M), result.stderr
 
 
 def test_start_in_thread_waits_for_a_slow_startup_build(project: dict[str, Path]) -> None:

@@ -56,6 +56,43 @@ class ProtocolError(Exception):
         self.code = code
 
 
+@dataclass(frozen=True)
+class Sent:
+    """What one change sent: how many pages reloaded, and how many swapped a stylesheet or an image in place.
+
+    ``open_pages`` is how many pages were connected, so "no open page shows it" and "no page
+    open" can be told apart.
+    """
+
+    reloaded: int = 0
+    swapped: int = 0  # pages that swapped something in place (a page that swapped both counts once)
+    css: int = 0
+    images: int = 0
+    open_pages: int = 0
+
+    @property
+    def pages(self) -> int:
+        """How many pages were told to do something."""
+        return self.reloaded + self.swapped
+
+    def summary(self) -> str:
+        """``reloaded 1 page``, ``css swapped in 2 pages``, ``no open page shows it``, ``no page open``."""
+        parts = []
+        if self.reloaded:
+            parts.append(f"reloaded {_pages(self.reloaded)}")
+        if self.css:
+            parts.append(f"css swapped in {_pages(self.css)}")
+        if self.images:
+            parts.append(f"image swapped in {_pages(self.images)}")
+        if parts:
+            return ", ".join(parts)
+        return "no open page shows it" if self.open_pages else "no page open"
+
+
+def _pages(count: int) -> str:
+    return f"{count} page" if count == 1 else f"{count} pages"
+
+
 @dataclass(eq=False)
 class Page:
     """One connected client and what we know of the page it shows."""
@@ -269,8 +306,8 @@ class ReloadHub:
 
     # -- changes ----------------------------------------------------------------------
 
-    async def changed(self, names: Iterable[str], external: bool = False, deleted: Iterable[str] = ()) -> int:
-        """Tell pages about changed files (site-relative names); returns how many pages were told.
+    async def changed(self, names: Iterable[str], external: bool = False, deleted: Iterable[str] = ()) -> Sent:
+        """Tell pages about changed files (site-relative names); returns what was sent (``Sent``).
 
         ``deleted`` names those of ``names`` that no longer exist: a page that
         used a deleted stylesheet, image or script reloads itself (naming its
@@ -278,22 +315,31 @@ class ReloadHub:
         """
         names = list(dict.fromkeys(n.replace(os.sep, "/").lstrip("/") for n in names))
         gone = frozenset(n.replace(os.sep, "/").lstrip("/") for n in deleted)
+        greeted = [page for page in list(self.pages) if page.greeted]
         if not names and not external:
-            return 0
+            return Sent(open_pages=len(greeted))
         self.generation += 1
         sends = []
-        for page in list(self.pages):
-            if not page.greeted:
-                continue
+        kinds: list[str] = []  # per send: "reload", "css", "img", "css+img" or "" (nothing for that page)
+        for page in greeted:
             messages = self._messages_for(page, names, external, gone)
             if not messages:
                 messages = [{"command": "execlib-generation", "execlibGeneration": self.generation}]
                 sends.append(self._send_many(page, messages, count=False))
+                kinds.append("")
             else:
                 logger.debug("livereload: %s <- %s", page.url, [m.get("path") for m in messages])
                 sends.append(self._send_many(page, messages))
+                kinds.append(_kind_of(messages))
         results = await asyncio.gather(*sends)
-        return sum(1 for r in results if r)
+        told = [kind for kind, ok in zip(kinds, results, strict=True) if ok]
+        return Sent(
+            reloaded=told.count("reload"),
+            swapped=sum(1 for kind in told if kind not in ("reload", "")),
+            css=sum(1 for kind in told if "css" in kind),
+            images=sum(1 for kind in told if "img" in kind),
+            open_pages=len(greeted),
+        )
 
     def _messages_for(self, page: Page, names: list[str], external: bool, gone: frozenset[str]) -> list[dict]:
         if external:
@@ -328,7 +374,7 @@ class ReloadHub:
             "execlibGeneration": self.generation,
         }
 
-    async def reload_all(self) -> int:
+    async def reload_all(self) -> Sent:
         return await self.changed([], external=True)
 
     async def alert(self, message: str) -> int:
@@ -364,6 +410,20 @@ class ReloadHub:
         except (WebSocketDisconnect, RuntimeError, ConnectionError):
             self.pages.discard(page)
         return False
+
+
+def _kind_of(messages: list[dict]) -> str:
+    """What a page's messages make it do: a full "reload", or swap "css" and/or "img" in place."""
+    kinds = set()
+    for message in messages:
+        ext = posixpath.splitext(message.get("path") or "")[1].lower()
+        if ext in CSS_EXTENSIONS:
+            kinds.add("css")
+        elif ext in IMAGE_EXTENSIONS:
+            kinds.add("img")
+        else:
+            return "reload"
+    return "+".join(sorted(kinds))
 
 
 def _page_path(page: Page) -> str:

@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -29,9 +29,10 @@ from ..runloop import BlockingService, close_loop, install_shutdown_signals, new
 from .app import Dispatcher, build_asgi
 from .build import BuildTarget
 from .limits import HEADER_TIMEOUT, MAX_HEADER_BYTES, raise_open_file_limit
-from .livereload import ReloadHub
+from .livereload import ReloadHub, Sent
 from .protocols import QuietWebSocketsProtocol, http_protocol
 from .static import StaticSite
+from .warm import WarmCommand
 from .watching import ReloadController, build_reload_listener, run_on_loop, site_relative
 
 if TYPE_CHECKING:
@@ -157,6 +158,7 @@ class Server(BlockingService):
         build: BuildTarget | None = None,
         build_timeout: float | None = None,
         build_on_start: bool = False,
+        warnings_as_errors: bool = False,
         header_timeout: float = HEADER_TIMEOUT,
         max_header_bytes: int = MAX_HEADER_BYTES,
     ) -> None:
@@ -164,6 +166,8 @@ class Server(BlockingService):
         watch_paths, ignore_globs = _check_arguments(locals())
         # Kept as given: a root reached through a symlink is served (and watched) wherever it points now.
         self.root = given_path(root)
+        if build is not None and not os.path.lexists(self.root):
+            _create_output_folder(self.root, os.fspath(root))  # a project never built yet: the build fills it
         if not os.path.exists(self.root):
             raise ConfigError(f"folder not found: {os.fspath(root)}")
         if not os.path.isdir(self.root):
@@ -195,7 +199,9 @@ class Server(BlockingService):
         self.build_on_start = build_on_start
         resolver = self.static_site.resolver if self.static_site else None
         self.hub = ReloadHub(resolver, fallback=fallback)
-        self.controller = ReloadController(self.hub, self.root, build=build, build_timeout=build_timeout)
+        self.controller = ReloadController(
+            self.hub, self.root, build=build, build_timeout=build_timeout, warnings_as_errors=warnings_as_errors
+        )
         if livereload and self.static_site is not None:
             self.static_site.on_html_served = self.hub.record_served
             self.controller.known_digest = self.static_site.cache.digest_of
@@ -314,9 +320,9 @@ class Server(BlockingService):
             self._start_listeners(loop)
             builder = self.controller.ensure_builder()
             if builder is not None and self.build_on_start and not self._shutdown_requested:
-                result = loop.run_until_complete(builder.run_once())
-                if not result.ok:
-                    loop.run_until_complete(self.hub.show_error(result.summary, result.output))
+                # Through the runner, like every other build: a change the listeners report meanwhile
+                # waits for it (one more build after it), never runs beside it.
+                loop.run_until_complete(builder.build_now())
             self._startup_built.set()
             if self.pre_serve is not None:
                 self.pre_serve(self)
@@ -326,6 +332,7 @@ class Server(BlockingService):
             self._startup_built.set()
             self._stop_listeners()
             self.controller.gate.close()  # its timer lives on this loop; a restart starts afresh
+            self._close_builder(loop)
             restore_signals()
             close_loop(loop, owned=self._loop_arg is None)
             self._close_socket()
@@ -378,15 +385,15 @@ class Server(BlockingService):
     def reload(self, paths: Iterable[str | os.PathLike[str]] | None = None) -> int:
         """Reload the pages that ``paths`` touch (all pages when None); returns pages told."""
         if paths is None:
-            return run_on_loop(self._loop, self.hub.reload_all()) or 0
+            return run_on_loop(self._loop, _pages(self.hub.reload_all())) or 0
         names: list[str] = []
         for path in paths:
             text = os.fspath(path)
             rel = site_relative(self.root, text) if os.path.isabs(text) else text.replace(os.sep, "/")
             if rel is None:
-                return run_on_loop(self._loop, self.hub.reload_all()) or 0
+                return run_on_loop(self._loop, _pages(self.hub.reload_all())) or 0
             names.append(rel)
-        return run_on_loop(self._loop, self.hub.changed(names)) or 0
+        return run_on_loop(self._loop, _pages(self.hub.changed(names))) or 0
 
     def alert(self, message: str) -> int:
         """Show a message in every open page (LiveReload ``alert``)."""
@@ -406,10 +413,33 @@ class Server(BlockingService):
     def _all_listeners(self) -> list[Listener]:
         return [*self._own_listeners, *self.managed_listeners]
 
+    def _close_builder(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Stop the build's helper process (a warm build) on the loop it was started on."""
+        if self.controller.builder is None or loop.is_closed():
+            return
+        try:
+            loop.run_until_complete(self.controller.aclose())
+        except Exception:
+            logger.exception("stopping the build's helper process failed")
+
     def _close_socket(self) -> None:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
+
+
+async def _pages(sending: Awaitable[Sent]) -> int:
+    """How many pages a change was sent to (what ``Server.reload()`` returns)."""
+    return (await sending).pages
+
+
+def _create_output_folder(path: str, shown: str) -> None:
+    """Create the folder a build writes into, saying so: ``--build-on-start`` on a fresh project."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the output folder {shown}: {exc.strerror or exc}") from None
+    logging.getLogger("execlib.build").info("created %s: the build writes the site there", shown)
 
 
 def _check_readable_folder(path: str, shown: str) -> None:
@@ -428,7 +458,16 @@ def _check_readable_folder(path: str, shown: str) -> None:
         raise ConfigError(f"cannot read folder {shown}: {reason}") from None
 
 
-_SWITCHES = ("static", "livereload", "follow_symlinks", "handle_signals", "poll", "gitignore", "build_on_start")
+_SWITCHES = (
+    "static",
+    "livereload",
+    "follow_symlinks",
+    "handle_signals",
+    "poll",
+    "gitignore",
+    "build_on_start",
+    "warnings_as_errors",
+)
 
 
 def _is_number(value: object, kind: type | tuple[type, ...] = (int, float)) -> bool:
@@ -469,7 +508,12 @@ def _check_arguments(args: dict[str, Any]) -> tuple[list[str], list[str]]:
         # below a browser's ordinary request head: every page would get 431
         raise ConfigError("must be an int of 1024 bytes or more", option="max_header_bytes", value=max_header_bytes)
     build = args["build"]
-    if build is not None and not callable(build) and not (isinstance(build, str) and build.strip()):
+    if (
+        build is not None
+        and not callable(build)
+        and not isinstance(build, WarmCommand)
+        and not (isinstance(build, str) and build.strip())
+    ):
         raise ConfigError("must be a shell command or a callable", option="build", value=build)
     fallback = args["fallback"]
     if fallback is not None and not isinstance(fallback, (str, os.PathLike)):
