@@ -63,10 +63,11 @@ class BuildResult:
     streamed: bool = False  # its output was shown line by line as it ran (a command; not a callable)
 
 
-# A warning line as Sphinx ("index.rst:3: WARNING: ..."), MkDocs ("WARNING -  ..."), compilers
+# A warning line as Sphinx ("index.rst:3: WARNING: ..."; docutils' "ERROR:" messages too, which
+# Sphinx also counts as warnings of a build that succeeded), MkDocs ("WARNING -  ..."), compilers
 # ("a.c:1:2: warning: ...") and Python's warnings ("UserWarning: ...") print it, not a line that
 # only mentions warnings ("build succeeded, 2 warnings.").
-WARNING_PATTERN = re.compile(r"(?:^|:\s*|\]\s*)(?:WARNING|[A-Za-z]*Warning|warning)\s*[:-]")
+WARNING_PATTERN = re.compile(r"(?:^|:\s*|\]\s*)(?:WARNING|ERROR|CRITICAL|SEVERE|[A-Za-z]*Warning|warning)\s*[:-]")
 # Kept apart from a summary's warning count: what an overlay can usefully show.
 MAX_WARNING_LINES = 200
 # How long a killed build may take to report its end before its helper is given up on.
