@@ -1,6 +1,18 @@
-"""Build-tool benchmark: source edit to rebuilt page visible in Chromium, minus the build itself.
+"""Build-tool benchmark: source edit to rebuilt page visible in Chromium, presets against their peers.
 
-Run:  python benchmarks/build_overhead.py [--edits 12] [--warmup 2]
+Run:  python benchmarks/build_overhead.py [--suite all|presets|overhead] [--edits 12] [--warmup 2]
+
+**presets** (the ``execlib sphinx`` / ``execlib mkdocs`` commands): a ``sphinx-quickstart``
+project under ``execlib sphinx`` and under ``sphinx-autobuild . _build/html`` (its defaults: it has
+no faster setting), and a ``mkdocs new`` project under ``execlib mkdocs``, ``mkdocs serve``
+(defaults) and ``mkdocs serve --dirty`` (its fastest: rebuilds only changed pages). Each tool gets
+its own copy of the project, all run at once, saves interleaved. Per tool: the median time from
+``time.time()`` right before a save to the in-page stamp of the page showing it, builds per save
+(counted from each tool's own output: ``build ok``, ``build succeeded``, ``Documentation built``)
+and page loads per save (Playwright's ``load`` events). Missing peers are pip-installed into this
+environment, and the notes say what was installed or skipped.
+
+**overhead** (the original comparison, below):
 
 Two previews run side by side in one run, both on 127.0.0.1:
 
@@ -21,17 +33,19 @@ the build's own duration: watching, debouncing, starting the build, telling the
 page, and the page reloading. Medians over ``--edits`` rounds after
 ``--warmup`` discarded ones; every wait has a deadline.
 
-Needs Debian's chromium (/usr/bin/chromium), playwright (Python package only)
-and sphinx-autobuild (``pip install sphinx-autobuild``).
+Needs Debian's chromium (/usr/bin/chromium), playwright (Python package only), sphinx and
+mkdocs; sphinx-autobuild is installed with pip when missing.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -224,6 +238,280 @@ def date_cost_ms(runs: int = 20) -> float:
     return statistics.median(costs)
 
 
+# -- presets: a sphinx-quickstart and an mkdocs new project, execlib's preset against each peer ---------
+
+
+@dataclass
+class Preview:
+    """One previewing command on its own copy of a project: how to save, where its page is, what it counted."""
+
+    name: str
+    proc: subprocess.Popen[str]
+    url: str
+    source: Path
+    text: Callable[[str], str]
+    builds: Callable[[], int]  # builds so far, counted from the tool's own output
+    connected: str  # JS: the page is ready to hear of a change
+    visible: list[float] = field(default_factory=list)
+    builds_per_save: float = 0.0
+    loads_per_save: float = 0.0
+
+
+def ensure_package(module: str, package: str, notes: list[str]) -> bool:
+    """Install a peer into this environment when missing (pip, by name); say what was done."""
+    if importlib.util.find_spec(module) is not None:
+        version = (
+            subprocess.run([sys.executable, "-m", "pip", "show", package], capture_output=True, text=True)
+            .stdout.partition("Version: ")[2]
+            .split("\n")[0]
+        )
+        notes.append(f"{package} {version} was installed already")
+        return True
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], capture_output=True, text=True)
+    if result.returncode != 0 or importlib.util.find_spec(module) is None:
+        importlib.invalidate_caches()
+        if importlib.util.find_spec(module) is None:
+            notes.append(f"{package} could not be installed ({result.stderr.strip()[:200]}): its rows are skipped")
+            return False
+    notes.append(f"installed {package} with pip for this run")
+    return True
+
+
+def pump_lines(proc: subprocess.Popen[str], pattern: str) -> Callable[[], int]:
+    """Count the child's output lines that match ``pattern`` (from a thread, as they come)."""
+    counted = [0]
+    matcher = re.compile(pattern)
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if matcher.search(line):
+                counted[0] += 1
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lambda: counted[0]
+
+
+def start_preview(
+    name: str,
+    argv: list[str],
+    cwd: Path,
+    url_of: Callable[[str], str | None],
+    timeout: float,
+    build_pattern: str,
+    source: Path,
+    text: Callable[[str], str],
+    connected: str,
+) -> Preview:
+    proc = subprocess.Popen(
+        argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    url = None
+    assert proc.stdout is not None
+    while url is None:  # read until the tool says where it serves
+        line = proc.stdout.readline()
+        if not line or time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not start: {''.join(lines)[-2000:]}")
+        lines.append(line)
+        url = url_of(line)
+    counted = sum(1 for line in lines if re.search(build_pattern, line))
+    more = pump_lines(proc, build_pattern)
+    return Preview(name, proc, url, source, text, lambda: counted + more(), connected)
+
+
+EXECLIB_READY = (
+    "window.__execlibLiveReload && window.__execlibLiveReload.state.ws"
+    " && window.__execlibLiveReload.state.ws.readyState === 1"
+)
+
+
+def sphinx_project(folder: Path) -> Path:
+    subprocess.run(
+        [sys.executable, "-m", "sphinx.cmd.quickstart", "-q", "-p", "Bench", "-a", "Me", "--no-sep", str(folder)],
+        check=True,
+        capture_output=True,
+    )
+    return folder
+
+
+def rst_text(token: str) -> str:
+    return f"Bench\n=====\n\nSaved {token} here.\n\n.. raw:: html\n\n   {STAMP}\n"
+
+
+def md_text(token: str) -> str:
+    return f"# Bench\n\nSaved {token} here.\n\n{STAMP}\n"
+
+
+def start_presets(tmp: Path, timeout: float, notes: list[str]) -> list[tuple[str, list[Preview]]]:
+    """The previews to compare, per project: execlib's preset first, then each peer setting."""
+    execlib = [sys.executable, "-m", "execlib"]
+    served = lambda line: m.group(1) if (m := re.search(r" at (http://\S+)", line)) else None  # noqa: E731
+    groups: list[tuple[str, list[Preview]]] = []
+
+    if ensure_package("sphinx_autobuild", "sphinx-autobuild", notes):
+        previews = []
+        ours = sphinx_project(tmp / "sphinx-execlib")
+        (ours / "index.rst").write_text(rst_text("initial"), encoding="utf-8")
+        previews.append(
+            start_preview(
+                "execlib sphinx",
+                [*execlib, "sphinx", "--port", "0"],
+                ours,
+                served,
+                timeout,
+                r"^execlib: build ok",
+                ours / "index.rst",
+                rst_text,
+                EXECLIB_READY,
+            )
+        )
+        peer = sphinx_project(tmp / "sphinx-autobuild")
+        (peer / "index.rst").write_text(rst_text("initial"), encoding="utf-8")
+        port = free_port()
+        previews.append(
+            start_preview(
+                "sphinx-autobuild",
+                [sys.executable, "-m", "sphinx_autobuild", ".", "_build/html", "--host", HOST, "--port", str(port)],
+                peer,
+                lambda line: f"http://{HOST}:{port}/" if "Serving on" in line else None,
+                timeout,
+                r"build succeeded",
+                peer / "index.rst",
+                rst_text,
+                "typeof ws !== 'undefined' && ws.readyState === 1",
+            )
+        )
+        groups.append(("sphinx-quickstart", previews))
+
+    if ensure_package("mkdocs", "mkdocs", notes):
+        previews = []
+        for name, extra in (("execlib mkdocs", None), ("mkdocs serve", []), ("mkdocs serve --dirty", ["--dirty"])):
+            folder = tmp / name.replace(" ", "-")
+            subprocess.run([sys.executable, "-m", "mkdocs", "new", str(folder)], check=True, capture_output=True)
+            source = folder / "docs" / "index.md"
+            source.write_text(md_text("initial"), encoding="utf-8")
+            if extra is None:
+                previews.append(
+                    start_preview(
+                        name,
+                        [*execlib, "mkdocs", "--port", "0"],
+                        folder,
+                        served,
+                        timeout,
+                        r"^execlib: build ok",
+                        source,
+                        md_text,
+                        EXECLIB_READY,
+                    )
+                )
+                continue
+            port = free_port()
+            previews.append(
+                start_preview(
+                    name,
+                    [sys.executable, "-m", "mkdocs", "serve", "-a", f"{HOST}:{port}", *extra],
+                    folder,
+                    lambda line, port=port: f"http://{HOST}:{port}/" if "Serving on" in line else None,
+                    timeout,
+                    r"Documentation built in",
+                    source,
+                    md_text,
+                    "document.readyState === 'complete'",
+                )
+            )
+        groups.append(("mkdocs new", previews))
+    return groups
+
+
+def run_presets(args: argparse.Namespace, notes: list[str]) -> list[tuple[str, list[Preview]]]:
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="execlib-bench-presets-") as tmp, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        groups: list[tuple[str, list[Preview]]] = []
+        try:
+            groups = start_presets(Path(tmp), args.timeout, notes)
+            for _, previews in groups:
+                pages = []
+                for preview in previews:
+                    page = browser.new_page()
+                    loads = [0]
+                    page.on("load", lambda loads=loads: loads.__setitem__(0, loads[0] + 1))
+                    page.goto(preview.url)
+                    pages.append((page, loads))
+                counted: dict[str, tuple[int, int]] = {}
+                for round_no in range(args.warmup + args.edits):
+                    for preview, (page, loads) in zip(previews, pages, strict=True):
+                        if round_no == args.warmup:
+                            counted[preview.name] = (preview.builds(), loads[0])
+                        page.wait_for_function(preview.connected, timeout=args.timeout * 1000)
+                        page.wait_for_load_state("load")
+                        token = f"token{round_no}x{time.time_ns()}"
+                        before = time.time()
+                        preview.source.write_text(preview.text(token), encoding="utf-8")
+                        page.wait_for_function(
+                            "t => document.body && document.body.textContent.includes(t)",
+                            arg=token,
+                            timeout=args.timeout * 1000,
+                        )
+                        shown = page.evaluate("window.__shown")
+                        page.wait_for_load_state("load")
+                        if round_no >= args.warmup:
+                            preview.visible.append(shown - before * 1000)
+                # a last quiet moment so the last save's builds and loads are all counted
+                time.sleep(1.0)  # benchmark only: lets stray extra builds show up in the counts
+                for preview, (_page, loads) in zip(previews, pages, strict=True):
+                    builds0, loads0 = counted[preview.name]
+                    preview.builds_per_save = (preview.builds() - builds0) / args.edits
+                    preview.loads_per_save = (loads[0] - loads0) / args.edits
+            return groups
+        finally:
+            browser.close()
+            for _, previews in groups:
+                for preview in previews:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(preview.proc.pid, signal.SIGINT)
+                    try:
+                        preview.proc.wait(10)
+                    except subprocess.TimeoutExpired:
+                        os.killpg(preview.proc.pid, signal.SIGKILL)
+                        preview.proc.wait(10)
+
+
+def print_presets(groups: list[tuple[str, list[Preview]]], args: argparse.Namespace, notes: list[str]) -> None:
+    print()
+    print(
+        f"save -> change visible in Chromium (in-page stamp); medians over {args.edits} saves"
+        f" ({args.warmup} warm-up dropped)"
+    )
+    header = (
+        f"{'project':<18} {'tool':<22} {'median ms':>10} {'p90':>8} {'min':>8} {'builds/save':>12} {'loads/save':>11}"
+    )
+    print(header)
+    print("-" * len(header))
+    for project, previews in groups:
+        for preview in previews:
+            ordered = sorted(preview.visible)
+            p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
+            print(
+                f"{project:<18} {preview.name:<22} {statistics.median(ordered):>10.1f} {p90:>8.1f} {ordered[0]:>8.1f}"
+                f" {preview.builds_per_save:>12.2f} {preview.loads_per_save:>11.2f}"
+            )
+    for project, previews in groups:
+        ours = statistics.median(previews[0].visible)
+        for peer in previews[1:]:
+            ratio = ours / statistics.median(peer.visible)
+            verdict = "met" if ratio <= 0.6 else "NOT met"
+            print(f"{project}: median ratio {previews[0].name} / {peer.name} = {ratio:.3f} (goal <= 0.6: {verdict})")
+        one = previews[0].builds_per_save == 1 and previews[0].loads_per_save == 1
+        print(f"{project}: one build and one page load per save for {previews[0].name}: {'met' if one else 'NOT met'}")
+    for note in notes:
+        print(f"note: {note}")
+    print()
+
+
 # -- measuring ----------------------------------------------------------------------------
 
 
@@ -323,14 +611,25 @@ def main() -> int:
     parser.add_argument("--edits", type=int, default=12, help="measured edits per tool (default 12, at least 10)")
     parser.add_argument("--warmup", type=int, default=2, help="discarded first edits per tool (default 2)")
     parser.add_argument("--timeout", type=float, default=60.0, help="deadline in s for each wait (default 60)")
+    parser.add_argument(
+        "--suite",
+        choices=("all", "presets", "overhead"),
+        default="all",
+        help="presets: execlib sphinx / mkdocs against sphinx-autobuild and mkdocs serve;"
+        " overhead: the mdsite example's overhead against sphinx-autobuild (default: both)",
+    )
     args = parser.parse_args()
     if not os.path.exists(CHROMIUM):
         print(f"build_overhead: Chromium not found at {CHROMIUM}; apt-get install chromium", file=sys.stderr)
         return 2
-    if importlib.util.find_spec("sphinx_autobuild") is None:
-        print("build_overhead: sphinx-autobuild is not installed; pip install sphinx-autobuild", file=sys.stderr)
-        return 2
-    print_table(run(args), args)
+    notes: list[str] = []
+    if args.suite in ("all", "presets"):
+        print_presets(run_presets(args, notes), args, notes)
+    if args.suite in ("all", "overhead"):
+        if not ensure_package("sphinx_autobuild", "sphinx-autobuild", notes):
+            print("build_overhead: sphinx-autobuild is not installed; pip install sphinx-autobuild", file=sys.stderr)
+            return 2
+        print_table(run(args), args)
     return 0
 
 
