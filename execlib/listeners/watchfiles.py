@@ -132,6 +132,7 @@ class WatchfilesListener(Listener):
         if not dead and {root: identity(root) for root in self._roots} == self._found:
             return
         before = self._found
+        self._drain()
         self._teardown()
         self._setup()
         events: list[FileEvent] = []
@@ -153,6 +154,17 @@ class WatchfilesListener(Listener):
             events.extend(self._tree_events(root, new[0], Action.CREATED))
         if events:
             self.router.submit(events)
+
+    def _drain(self) -> None:
+        """Report what notify still holds before it is replaced: the files of a deleted root, whose
+        deletions it may not have handed over yet (a busy machine), would otherwise be lost."""
+        if self._notify is None:
+            return
+        raw = self._notify.watch(self.step_ms, self.step_ms, max(50, self.step_ms * 10), self._stop_flag)
+        if isinstance(raw, set):
+            events = self._translate(raw)
+            if events:
+                self.router.submit(events)
 
     def _tree_events(self, root: str, real: str, action: Action) -> list[FileEvent]:
         """``action`` for every folder and file in ``real``, named as under ``root``."""
