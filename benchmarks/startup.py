@@ -242,7 +242,7 @@ def fmt(values: list[float], digits: int = 1) -> str:
     return f"{statistics.median(values):.{digits}f}" if values else "-"
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=15, help="measured rounds (default 15)")
     parser.add_argument("--tree-files", type=int, default=100_000, help="files in the big tree (0: small site only)")
@@ -255,14 +255,18 @@ def main() -> None:
         help="also run execlib from the checkout at DIR (PYTHONPATH=DIR), as execlib@base: before/after in one run",
     )
     args = parser.parse_args()
-    only = [name for name in args.only.split(",") if name]
-    for name in only:
+    args.only = [name for name in args.only.split(",") if name]
+    for name in args.only:
         if name not in SERVERS:
             parser.error(f"unknown server {name!r}; choose from {', '.join(SERVERS)}")
+    return args
 
-    notes: list[str] = []
-    skipped: dict[str, str] = {}
-    if "livereload" in only:
+
+def choose_servers(
+    args: argparse.Namespace, notes: list[str], skipped: dict[str, str]
+) -> tuple[list[str], dict[str, dict[str, str] | None]]:
+    """The servers to run (python-livereload installed or skipped) and the environment of each."""
+    if "livereload" in args.only:
         reason = ensure_livereload(not args.no_install)
         if reason is not None:
             skipped["livereload"] = reason
@@ -270,48 +274,45 @@ def main() -> None:
             probe = [sys.executable, "-c", "import livereload; print(livereload.__version__)"]
             version = subprocess.run(probe, capture_output=True, text=True, timeout=60).stdout.strip()
             notes.append(f"python-livereload {version or '(version unknown)'}")
-    servers = [name for name in only if name not in skipped]
+    servers = [name for name in args.only if name not in skipped]
     envs: dict[str, dict[str, str] | None] = {name: None for name in servers}
     if args.baseline:
         servers.insert(1, "execlib@base")
         envs["execlib@base"] = {**os.environ, "PYTHONPATH": os.path.abspath(args.baseline)}
+    return servers, envs
 
-    compile_package(None)
-    if args.baseline:
-        compile_package(os.path.abspath(args.baseline))
-    scratch = Path(tempfile.mkdtemp(prefix="execlib-startup-"))
-    try:
-        sites = {"small": scratch / "small"}
-        write_site(sites["small"])
-        if args.tree_files > 0:
-            began = time.perf_counter()
-            sites[f"{args.tree_files:,} files"] = scratch / "tree"
-            write_site(scratch / "tree", args.tree_files)
-            notes.append(f"tree of {args.tree_files:,} files written in {time.perf_counter() - began:.1f} s")
-        load_before = os.getloadavg()[0]
-        samples = {(s, site): Samples() for s in servers for site in sites}
-        for round_no in range(args.runs + 1):  # round 0 warms the page cache and the .pyc files
-            for site_name, site in sites.items():
-                for server in servers:
-                    cell = samples[(server, site_name)]
-                    try:
-                        first, rss = measure(
-                            SERVERS[server.split("@")[0]](site, port := free_port(), scratch),
-                            port,
-                            scratch / f"{server}.log",
-                            args.requests,
-                            envs[server],
-                        )
-                    except (StartError, OSError) as exc:
-                        cell.errors.append(str(exc))
-                        continue
-                    if round_no > 0:
-                        cell.first_ms.append(first)
-                        cell.rss_mb.append(rss)
-        load_after = os.getloadavg()[0]
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
+def run_rounds(
+    args: argparse.Namespace,
+    servers: list[str],
+    envs: dict[str, dict[str, str] | None],
+    sites: dict[str, Path],
+    scratch: Path,
+) -> dict[tuple[str, str], Samples]:
+    """Every server on every site, ``args.runs`` measured rounds after one warm-up, interleaved."""
+    samples = {(s, site): Samples() for s in servers for site in sites}
+    for round_no in range(args.runs + 1):  # round 0 warms the page cache and the .pyc files
+        for site_name, site in sites.items():
+            for server in servers:
+                cell = samples[(server, site_name)]
+                try:
+                    first, rss = measure(
+                        SERVERS[server.split("@")[0]](site, port := free_port(), scratch),
+                        port,
+                        scratch / f"{server}.log",
+                        args.requests,
+                        envs[server],
+                    )
+                except (StartError, OSError) as exc:
+                    cell.errors.append(str(exc))
+                    continue
+                if round_no > 0:
+                    cell.first_ms.append(first)
+                    cell.rss_mb.append(rss)
+    return samples
+
+
+def print_table(args: argparse.Namespace, servers: list[str], sites: list[str], samples: dict) -> None:
     print(
         f"launch -> first 200 of GET / (ms), and VmRSS (MB) after {args.requests} more requests;"
         f" medians of {args.runs} interleaved runs (1 warm-up dropped); Python {sys.version.split()[0]}"
@@ -327,6 +328,9 @@ def main() -> None:
             errors = f"{len(cell.errors)}: {cell.errors[-1]}" if cell.errors else ""
             print(f"{site_name:16}{server:14}{fmt(cell.first_ms):>14}{low:>8}{high:>8}{fmt(cell.rss_mb):>9}  {errors}")
         print()
+
+
+def print_ratios_and_goals(servers: list[str], sites: list[str], samples: dict) -> None:
     for site_name in sites:
         ours = samples.get(("execlib", site_name))
         if ours is None or not ours.first_ms:
@@ -349,6 +353,32 @@ def main() -> None:
     if ours is not None and ours.rss_mb:
         got = statistics.median(ours.rss_mb)
         print(f"goal [small]: RSS after serving {got:.1f} MB < 40 MB: {'met' if got < 40 else 'NOT met'}")
+
+
+def main() -> None:
+    args = parse_args()
+    notes: list[str] = []
+    skipped: dict[str, str] = {}
+    servers, envs = choose_servers(args, notes, skipped)
+    compile_package(None)
+    if args.baseline:
+        compile_package(os.path.abspath(args.baseline))
+    scratch = Path(tempfile.mkdtemp(prefix="execlib-startup-"))
+    try:
+        sites = {"small": scratch / "small"}
+        write_site(sites["small"])
+        if args.tree_files > 0:
+            began = time.perf_counter()
+            sites[f"{args.tree_files:,} files"] = scratch / "tree"
+            write_site(scratch / "tree", args.tree_files)
+            notes.append(f"tree of {args.tree_files:,} files written in {time.perf_counter() - began:.1f} s")
+        load_before = os.getloadavg()[0]
+        samples = run_rounds(args, servers, envs, sites, scratch)
+        load_after = os.getloadavg()[0]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print_table(args, servers, list(sites), samples)
+    print_ratios_and_goals(servers, list(sites), samples)
     for name, reason in skipped.items():
         print(f"note: {name}: {reason}")
     notes.append(f"load average {load_before:.1f} at the start, {load_after:.1f} at the end ({os.cpu_count()} CPUs)")
