@@ -438,7 +438,7 @@ def run_presets(args: argparse.Namespace, notes: list[str]) -> list[tuple[str, l
                 for preview in previews:
                     page = browser.new_page()
                     loads = [0]
-                    page.on("load", lambda loads=loads: loads.__setitem__(0, loads[0] + 1))
+                    page.on("load", lambda _page, loads=loads: loads.__setitem__(0, loads[0] + 1))
                     page.goto(preview.url)
                     pages.append((page, loads))
                 counted: dict[str, tuple[int, int]] = {}
