@@ -96,7 +96,9 @@ def _add_pid_file_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pid-file", metavar="PATH", help="the server's PID file (default: .execlib.pid)")
 
 
-def _add_lifecycle_commands(commands: argparse._SubParsersAction, serve: argparse.ArgumentParser) -> None:
+def _add_lifecycle_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], serve: argparse.ArgumentParser
+) -> None:
     _add_instance_options(serve)
 
     start = commands.add_parser("start", help="start a server in the background (detached) and print its URL")
@@ -122,7 +124,7 @@ def _lifecycle(name: str) -> Callable[[argparse.Namespace], int]:
     def handler(args: argparse.Namespace) -> int:
         from . import lifecycle_command
 
-        return getattr(lifecycle_command, name)(args)
+        return int(getattr(lifecycle_command, name)(args))
 
     return handler
 
@@ -156,7 +158,7 @@ def _add_preset_options(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(tool_args=[])
 
 
-def _add_preset_commands(commands: argparse._SubParsersAction) -> None:
+def _add_preset_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sphinx = commands.add_parser(
         "sphinx",
         help="preview a Sphinx project: build, serve, rebuild on change",
@@ -189,7 +191,7 @@ def _preset(name: str) -> Callable[[argparse.Namespace], int]:
     return handler
 
 
-def _add_watch_command(commands: argparse._SubParsersAction) -> None:
+def _add_watch_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     watch = commands.add_parser(
         "watch",
         help="run a command whenever files change",

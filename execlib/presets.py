@@ -303,11 +303,11 @@ def read_mkdocs_config(path: str) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
-        import yaml
+        import yaml  # type: ignore[import-untyped]
     except ImportError:
         return _plain_keys(text)
 
-    class Loader(yaml.SafeLoader):
+    class Loader(yaml.SafeLoader):  # type: ignore[misc]
         pass
 
     Loader.add_multi_constructor("", lambda loader, suffix, node: None)  # any tag MkDocs defines

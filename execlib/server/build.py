@@ -208,7 +208,8 @@ class BuildRunner:
                 self._said_cold = True
                 logger.warning("builds run the plain command each time: %s", self.target.cold_reason)
             return process
-        process = await asyncio.create_subprocess_shell(
+        assert isinstance(self.target, str)
+        shell = await asyncio.create_subprocess_shell(
             self.target,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -217,7 +218,7 @@ class BuildRunner:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},  # a Python build's output streams as it runs
             start_new_session=True,  # its own process group, so a timeout kills the whole build
         )
-        return ColdProcess(process)
+        return ColdProcess(shell)
 
     async def _run_process(self, started: float) -> BuildResult:
         command = self.description

@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -149,7 +150,7 @@ class ReloadHub:
         finally:
             self.pages.discard(page)
 
-    async def _receive(self, page: Page) -> dict:
+    async def _receive(self, page: Page) -> dict[str, Any]:
         message = await page.websocket.receive()
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000))
@@ -203,7 +204,7 @@ class ReloadHub:
             elif data:
                 logger.info("livereload: %s sent %r before hello; ignored", page.peer, data.get("command"))
 
-    async def _handle(self, page: Page, data: dict) -> None:
+    async def _handle(self, page: Page, data: dict[str, Any]) -> None:
         command = data.get("command")
         if command == "info":
             first = page.url is None
@@ -221,7 +222,7 @@ class ReloadHub:
 
     # -- what a page shows ----------------------------------------------------------------
 
-    def _learn(self, page: Page, data: dict) -> None:
+    def _learn(self, page: Page, data: dict[str, Any]) -> None:
         url = data.get("url")
         if isinstance(url, str) and url != page.url:
             page.url = url
@@ -341,10 +342,10 @@ class ReloadHub:
             open_pages=len(greeted),
         )
 
-    def _messages_for(self, page: Page, names: list[str], external: bool, gone: frozenset[str]) -> list[dict]:
+    def _messages_for(self, page: Page, names: list[str], external: bool, gone: frozenset[str]) -> list[dict[str, Any]]:
         if external:
             return [self._reload_message(_page_path(page))]
-        live: list[dict] = []
+        live: list[dict[str, Any]] = []
         for name in names:
             ext = posixpath.splitext(name)[1].lower()
             touched = (
@@ -365,7 +366,7 @@ class ReloadHub:
                 return [self._reload_message("/" + name)]  # one full reload covers everything else
         return live
 
-    def _reload_message(self, path: str) -> dict:
+    def _reload_message(self, path: str) -> dict[str, Any]:
         return {
             "command": "reload",
             "path": path,
@@ -388,17 +389,17 @@ class ReloadHub:
         self.error = None
         return await self.broadcast({"command": "execlib-clear-error"})
 
-    async def broadcast(self, message: dict) -> int:
+    async def broadcast(self, message: dict[str, Any]) -> int:
         results = await asyncio.gather(*(self._send(p, message) for p in list(self.pages) if p.greeted))
         return sum(1 for r in results if r)
 
-    async def _send_many(self, page: Page, messages: list[dict], count: bool = True) -> bool:
+    async def _send_many(self, page: Page, messages: list[dict[str, Any]], count: bool = True) -> bool:
         for message in messages:
             if not await self._send(page, message):
                 return False
         return count
 
-    async def _send(self, page: Page, message: dict) -> bool:
+    async def _send(self, page: Page, message: dict[str, Any]) -> bool:
         """Send with a deadline: a client that vanished without closing must not delay the others."""
         try:
             await asyncio.wait_for(page.websocket.send_text(json.dumps(message)), self.send_timeout)
@@ -412,7 +413,7 @@ class ReloadHub:
         return False
 
 
-def _kind_of(messages: list[dict]) -> str:
+def _kind_of(messages: list[dict[str, Any]]) -> str:
     """What a page's messages make it do: a full "reload", or swap "css" and/or "img" in place."""
     kinds = set()
     for message in messages:
@@ -430,7 +431,7 @@ def _page_path(page: Page) -> str:
     return (page.url and urlsplit(page.url).path) or "/"
 
 
-def _error_message(title: str, text: str) -> dict:
+def _error_message(title: str, text: str) -> dict[str, Any]:
     return {"command": "execlib-error", "title": title, "text": text}
 
 

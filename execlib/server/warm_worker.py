@@ -21,14 +21,16 @@ extension's globals, a leak) reaches the next one.
 """
 
 import importlib
+import io
 import json
 import os
 import signal
 import sys
 import traceback
+from typing import Any
 
 
-def _run_child(request: dict, entry: str, go: int) -> None:
+def _run_child(request: dict[str, Any], entry: str, go: int) -> None:
     code = 1
     try:
         os.read(go, 1)  # the parent has announced our pid: output may start
@@ -40,8 +42,9 @@ def _run_child(request: dict, entry: str, go: int) -> None:
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)  # stdin carries our requests: a build must not read them
         os.close(devnull)
-        sys.stdout.reconfigure(line_buffering=True)  # streamed as it runs, not at exit
-        sys.stderr.reconfigure(line_buffering=True)
+        for stream in (sys.stdout, sys.stderr):
+            if isinstance(stream, io.TextIOWrapper):
+                stream.reconfigure(line_buffering=True)  # streamed as it runs, not at exit
         os.chdir(request["cwd"])
         sys.argv = [request["argv0"], *request["args"]]
         module, _, name = entry.partition(":")
