@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -27,12 +27,12 @@ from ..fspath import given_path
 from ..listener import Listener, ListenerDiedError
 from ..runloop import BlockingService, close_loop, install_shutdown_signals, new_loop
 from .app import Dispatcher, build_asgi
+from .arguments import check_server_arguments
 from .build import BuildTarget
 from .limits import HEADER_TIMEOUT, MAX_HEADER_BYTES, raise_open_file_limit
 from .livereload import ReloadHub, Sent
 from .protocols import QuietWebSocketsProtocol, http_protocol
 from .static import StaticSite
-from .warm import WarmCommand
 from .watching import ReloadController, build_reload_listener, run_on_loop, site_relative
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ class Server(BlockingService):
         max_header_bytes: int = MAX_HEADER_BYTES,
     ) -> None:
         # locals() holds exactly the arguments at this point: every one is checked before any is used
-        watch_paths, ignore_globs = _check_arguments(locals())
+        watch_paths, ignore_globs = check_server_arguments(locals())
         # Kept as given: a root reached through a symlink is served (and watched) wherever it points now.
         self.root = given_path(root)
         if build is not None and not os.path.lexists(self.root):
@@ -298,7 +298,8 @@ class Server(BlockingService):
                 ws_max_size=1 << 20,
                 # connections still open after graceful_timeout are dropped (see _Uvicorn.shutdown);
                 # uvicorn's cancelling of what still runs then is only the backstop
-                timeout_graceful_shutdown=self.graceful_timeout + _CANCEL_BACKSTOP,
+                # typed int by uvicorn, but it only goes to asyncio.wait_for: fractions of a second work
+                timeout_graceful_shutdown=self.graceful_timeout + _CANCEL_BACKSTOP,  # type: ignore[arg-type]
                 server_header=False,
                 proxy_headers=False,  # a dev server is not behind a proxy; skip the per-request check
             )
@@ -326,8 +327,9 @@ class Server(BlockingService):
             self._startup_built.set()
             if self.pre_serve is not None:
                 self.pre_serve(self)
-            if not self._shutdown_requested:
-                loop.run_until_complete(self._uvicorn.serve(sockets=[self._socket]))
+            sock = self._socket  # bound above; None only when a shutdown came first and closed it
+            if not self._shutdown_requested and sock is not None:
+                loop.run_until_complete(self._uvicorn.serve(sockets=[sock]))
         finally:
             self._startup_built.set()
             self._stop_listeners()
@@ -456,112 +458,6 @@ def _check_readable_folder(path: str, shown: str) -> None:
     except OSError as exc:
         reason = "permission denied" if isinstance(exc, PermissionError) else (exc.strerror or str(exc))
         raise ConfigError(f"cannot read folder {shown}: {reason}") from None
-
-
-_SWITCHES = (
-    "static",
-    "livereload",
-    "follow_symlinks",
-    "handle_signals",
-    "poll",
-    "gitignore",
-    "build_on_start",
-    "warnings_as_errors",
-)
-
-
-def _is_number(value: object, kind: type | tuple[type, ...] = (int, float)) -> bool:
-    return isinstance(value, kind) and not isinstance(value, bool)
-
-
-def _check_arguments(args: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """Check ``Server``'s arguments, all in one place; return its watch paths and ignore globs as lists.
-
-    A mistake is a ConfigError naming the parameter as the caller wrote it (``port='8000' must
-    be ...``), raised before anything starts: not a TypeError from deep inside, nor a surprise
-    later (``delay=-5`` used to fail only once the listener started, and a single ``watch`` string
-    was read one letter at a time). The command line shows the same errors with its flags.
-    """
-    for name in _SWITCHES:
-        if not isinstance(args[name], bool):
-            raise ConfigError("must be True or False", option=name, value=args[name])
-    if not isinstance(args["root"], (str, os.PathLike)):
-        raise ConfigError("must be the path of a folder", option="root", value=args["root"])
-    host = args["host"]
-    if not isinstance(host, str) or not host.strip():
-        raise ConfigError("must be a host name or an address (127.0.0.1, ::1, 0.0.0.0)", option="host", value=host)
-    port = args["port"]
-    if not _is_number(port, int):
-        raise ConfigError("must be an int from 0 to 65535 (0 picks a free port)", option="port", value=port)
-    if not 0 <= port <= 65535:
-        raise ConfigError("is out of range: use 0-65535 (0 picks a free port)", option="port", value=port)
-    for name, unit in (("delay", "milliseconds"), ("graceful_timeout", "seconds")):
-        if not _is_number(args[name]) or not args[name] >= 0:  # written so that NaN fails too
-            raise ConfigError(f"must be a number of {unit}, 0 or more", option=name, value=args[name])
-    timeout = args["build_timeout"]
-    if timeout is not None and (not _is_number(timeout) or not timeout > 0):
-        raise ConfigError("must be a number of seconds more than 0", option="build_timeout", value=timeout)
-    header_timeout, max_header_bytes = args["header_timeout"], args["max_header_bytes"]
-    if not _is_number(header_timeout) or not header_timeout > 0:
-        raise ConfigError("must be a number of seconds more than 0", option="header_timeout", value=header_timeout)
-    if not _is_number(max_header_bytes, int) or max_header_bytes < 1024:
-        # below a browser's ordinary request head: every page would get 431
-        raise ConfigError("must be an int of 1024 bytes or more", option="max_header_bytes", value=max_header_bytes)
-    build = args["build"]
-    if (
-        build is not None
-        and not callable(build)
-        and not isinstance(build, WarmCommand)
-        and not (isinstance(build, str) and build.strip())
-    ):
-        raise ConfigError("must be a shell command or a callable", option="build", value=build)
-    fallback = args["fallback"]
-    if fallback is not None and not isinstance(fallback, (str, os.PathLike)):
-        raise ConfigError("must be the path of a file in root", option="fallback", value=fallback)
-    if args["pre_serve"] is not None and not callable(args["pre_serve"]):
-        raise ConfigError("must be a callable taking the Server", option="pre_serve", value=args["pre_serve"])
-    if args["loop"] is not None and not isinstance(args["loop"], asyncio.AbstractEventLoop):
-        raise ConfigError("must be an asyncio event loop", option="loop", value=args["loop"])
-    listeners = args["managed_listeners"]
-    if listeners is not None:
-        if isinstance(listeners, (str, bytes)) or not isinstance(listeners, Iterable):
-            raise ConfigError("must be a list of listeners", option="managed_listeners", value=listeners)
-        # a one-shot iterator is left for __init__ to read: only collections are looked into here
-        for listener in listeners if isinstance(listeners, Collection) else ():
-            if not isinstance(listener, Listener):
-                raise ConfigError(
-                    "is not a Listener (router.get_listener() makes one)", option="managed_listeners", value=listener
-                )
-    watch = args["watch"]
-    if isinstance(watch, (str, os.PathLike)):
-        watch = [watch]  # one path; iterating a string would watch each of its letters
-    elif isinstance(watch, bytes) or not isinstance(watch, Iterable):
-        raise ConfigError("must be a path or a list of paths", option="watch", value=watch)
-    watch = list(watch)  # read once: it may be an iterator
-    watch_paths: list[str] = []
-    for path in watch:
-        if not isinstance(path, (str, os.PathLike)):
-            raise ConfigError("must be a path or a list of paths", option="watch", value=path)
-        if not os.path.exists(path):
-            raise ConfigError("does not exist", option="watch", value=os.fspath(path))
-        watch_paths.append(given_path(path))
-    ignore_globs: list[str] = []
-    if not (isinstance(args["ignore"], (list, tuple)) and not args["ignore"]):
-        from ..routers.path import check_globs  # wcmatch (tens of ms): imported when there are globs to check
-
-        ignore_globs = check_globs("ignore", args["ignore"])
-    if build is not None:
-        if not watch_paths:
-            raise ConfigError("needs watch= paths: the sources it rebuilds from", option="build", value=build)
-        root = os.path.realpath(args["root"])
-        for given, path in zip(watch, watch_paths, strict=True):
-            if os.path.realpath(path) == root:
-                raise ConfigError(
-                    "is the served folder itself, which build= writes into: watch the sources instead",
-                    option="watch",
-                    value=os.fspath(given),
-                )
-    return watch_paths, ignore_globs
 
 
 def _set_should_exit(uv: uvicorn.Server) -> None:
