@@ -189,7 +189,7 @@ def test_skipped_examples_say_why() -> None:
 
 
 def _argv(command_line: str) -> list[str]:
-    words = shlex.split(command_line)
+    words = shlex.split(command_line, comments=True)  # `execlib sphinx   # in a project`: a shell comment
     assert words[0] == "execlib"
     # `execlib watch ... -- COMMAND`: the words after `--` are the command, not execlib's options
     return words[1 : words.index("--")] if "--" in words else words[1:]
