@@ -98,3 +98,21 @@ def test_a_stream_is_flushed_while_it_lasts_and_ends_on_the_final_state(tmp_path
         assert gate.flushes["burst"] == 1 and flushed[-1][-1] == "final.html"
 
     run(main())
+
+
+def test_a_stylesheet_save_goes_out_without_the_settle_time(tmp_path: Path) -> None:
+    # With a settle time no test would wait for, only a save that pages swap in place is flushed at once.
+    async def main() -> None:
+        async def flush(events) -> None:
+            pass
+
+        swapped = ChangeGate(flush, settle=60.0, swapped=lambda name: name.endswith(".css"))
+        swapped.add([modified(tmp_path, "style.css")])
+        assert swapped.flushes == {"lone": 1} and not swapped.holding
+
+        page = ChangeGate(flush, settle=60.0, swapped=lambda name: name.endswith(".css"))
+        page.add([modified(tmp_path, "index.html")])  # a page reloads: it waits to see whether a burst follows
+        assert page.flushes == {} and page.holding
+        page.close()
+
+    run(main())

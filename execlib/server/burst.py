@@ -83,8 +83,11 @@ class ChangeGate:
         replace_wait: float = REPLACE_WAIT_S,
         quiet: float = BURST_QUIET_S,
         max_hold: float = BURST_MAX_HOLD_S,
+        swapped: Callable[[str], bool] | None = None,
     ) -> None:
         self.flush = flush
+        #: names whose change pages take in place (stylesheets, images): see ``_swap_save``
+        self.swapped = swapped
         self.settle = settle
         self.replace_wait = replace_wait
         self.quiet = quiet
@@ -120,7 +123,28 @@ class ChangeGate:
         self.last_at = now
         if self.burst_since is None and now - self.last_flush < self.quiet:
             self.burst_since = self.first_at  # hot on the heels of the last flush: a burst
+        if self.burst_since is None and (net := self._swap_save()) is not None:
+            self._flush(loop, now, kind="lone", net=net)
+            return
         self._arm(loop)
+
+    def _swap_save(self) -> list[Event] | None:
+        """The net effect of the pending group when it is a complete save of stylesheets or images only.
+
+        Such a save goes out at once, without the settle time: pages swap those in place, so if a burst
+        follows, the extra swap costs them nothing, while every save of a stylesheet shows 3 ms sooner.
+        """
+        if self.swapped is None or len(self.pending) > LONE_EVENTS:  # a big group is no save: don't even look
+            return None
+        net = net_effect(self.pending)
+        for event in net:
+            if not isinstance(event, FileEvent) or event.is_dir or event.action is not Action.MODIFIED:
+                return None
+            if not self.swapped(event.name):
+                return None
+        if not net or not self._looks_lone(net) or not _disk_agrees(net):
+            return None
+        return net
 
     # -- timing ---------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import asyncio
 import inspect
 import logging
 import os
+import posixpath
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -29,7 +30,7 @@ from .build import BuildResult, BuildRunner, BuildTarget
 from .buildwrites import BuildWrites
 from .burst import ChangeGate
 from .filecache import content_digest
-from .livereload import ReloadHub
+from .livereload import CSS_EXTENSIONS, IMAGE_EXTENSIONS, ReloadHub
 
 logger = logging.getLogger("execlib.livereload")
 changes_logger = logging.getLogger("execlib.changes")
@@ -48,6 +49,8 @@ DIGEST_MAX_BYTES = 4 << 20
 DIGEST_MEMO_ENTRIES = 8192
 
 ChangeHook = Callable[[list[Any]], object]
+
+SWAPPED_EXTENSIONS = CSS_EXTENSIONS | IMAGE_EXTENSIONS
 
 
 def site_relative(root: str, path: str) -> str | None:
@@ -95,7 +98,7 @@ class ReloadController:
         self.warnings_as_errors = warnings_as_errors
         self.builder: BuildRunner | None = None
         self.writes = BuildWrites()
-        self.gate = ChangeGate(self._flush)
+        self.gate = ChangeGate(self._flush, swapped=swapped_in_place)
         hub.changes_pending = lambda: self.gate.holding
         #: the digest of an earlier version of a file, given its stat now (the Server's file cache)
         self.known_digest: Callable[[str, os.stat_result], str | None] = lambda path, st: None
@@ -292,6 +295,11 @@ def _changed_at(st: os.stat_result) -> float:
     files with the installed package's dates), so they would look untouched by the build.
     """
     return max(st.st_mtime, st.st_ctime)
+
+
+def swapped_in_place(name: str) -> bool:
+    """Whether pages take a change of this file in place (a stylesheet or an image), with no reload."""
+    return posixpath.splitext(name)[1].lower() in SWAPPED_EXTENSIONS
 
 
 def _as(event: FileEvent, action: Action) -> FileEvent:
