@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it (imported on first access)
 _LAZY = {
     "Server": "execlib.server.server",
+    "ServerConfig": "execlib.config",
     "ListenerFailedError": "execlib.server.server",
     "StaticSite": "execlib.server.static",
     "serve": "execlib.api",
@@ -44,6 +45,7 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from .api import serve, serve_background
+    from .config import ServerConfig
     from .event import Action, Event, FileEvent
     from .listener import Listener, ListenerDiedError
     from .listener_server import ListenerServer
@@ -81,6 +83,7 @@ __all__ = [
     "ListenerFailedError",
     "PortInUseError",
     "Server",
+    "ServerConfig",
     "StaticSite",
     "__version__",
     "configure_logging",

@@ -1,7 +1,8 @@
 """The Python API for running a server: ``serve()`` in this process, ``serve_background()`` detached.
 
-Build tools call these instead of the command line; both honour $EXECLIB_HOST / $EXECLIB_PORT like
-``execlib serve`` does, and both can keep a PID file so ``execlib stop`` / ``execlib.stop()`` find
+Build tools call these instead of the command line; both make a ServerConfig of their arguments over
+the $EXECLIB_* variables, like ``execlib serve`` does (but read no config file: the embedding tool
+decides its options), and both can keep a PID file so ``execlib stop`` / ``execlib.stop()`` find
 the server again.
 """
 
@@ -12,10 +13,9 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
+from .config import OPTION_NAMES, ServerConfig, load_config
 from .lifecycle import DEFAULT_START_TIMEOUT, Lifecycle, precheck_port, replace_servers, start_detached
 from .process import RunFiles, already_running_error, running_server
-from .serve_command import resolve_host_port
 
 if TYPE_CHECKING:
     from .server.server import Server
@@ -54,8 +54,8 @@ def serve(
         if pre_serve is not None:
             server.pre_serve = pre_serve
     else:
-        resolved_host, resolved_port = resolve_host_port(host, port)
-        server = Server(root_or_target, host=resolved_host, port=resolved_port, pre_serve=pre_serve, **server_options)
+        config, runtime = _api_config(root_or_target, host, port, server_options)
+        server = Server(config=config, pre_serve=pre_serve, **runtime)
 
     lifecycle = Lifecycle(pid_path, single_instance=single_instance, replace=replace)
     if foreground:
@@ -76,6 +76,17 @@ def serve(
     # the files must go when serving ends, however it ends (shutdown(), stop(), a listener failing)
     threading.Thread(target=release_when_done, name="execlib-pidfile", daemon=True).start()
     return server.url
+
+
+def _api_config(
+    root: str | os.PathLike[str], host: str | None, port: int | str | None, options: dict[str, Any]
+) -> tuple[ServerConfig, dict[str, Any]]:
+    """The ServerConfig of an API call (its arguments over $EXECLIB_*; config files are the command
+    line's), and the Server arguments that are not options (listeners, a loop)."""
+    given = {name: value for name, value in options.items() if name in OPTION_NAMES}
+    runtime = {name: value for name, value in options.items() if name not in OPTION_NAMES}
+    resolved = load_config({"root": root, "host": host, "port": port, **given}, use_files=False)
+    return resolved.config, runtime
 
 
 # serve_background() keyword -> how it appears on the `execlib serve` command line
@@ -123,10 +134,11 @@ def serve_background(
     ``single_instance=False`` or ``replace``), and RuntimeError (``StartError``) with the log's last
     lines when the server exits early or is not healthy within ``timeout`` seconds.
     """
-    resolved_host, resolved_port = resolve_host_port(host, port)
-    root_path = os.path.abspath(os.fspath(root))
-    if not os.path.isdir(root_path):
-        raise ConfigError(f"folder not found: {os.fspath(root)}")
+    args = _serve_args(server_options)  # an unknown option is a TypeError before anything else
+    checked = {name: value for name, value in server_options.items() if name in OPTION_NAMES}
+    config = load_config({"root": root, "host": host, "port": port, **checked}, use_files=False).config
+    resolved_host, resolved_port = config.host, config.port
+    root_path = os.path.abspath(os.fspath(config.root))
     files = RunFiles.for_pid_file(pid_path)
     if replace:
         # here rather than in the detached child, so the warnings naming the stopped servers reach
@@ -138,7 +150,9 @@ def serve_background(
         if owner is not None:
             raise already_running_error(files, owner)
     precheck_port(resolved_host, resolved_port, replace=replace)
-    args = [root_path, "--host", resolved_host, "--port", str(resolved_port), *_serve_args(server_options)]
+    args = [root_path, "--host", resolved_host, "--port", str(resolved_port), *args]
+    if "--config" not in extra_args:
+        args.append("--no-config")  # like serve(): the child takes its options from here, not from a file
     if not single_instance:
         args.append("--no-single-instance")
     if replace:

@@ -19,42 +19,58 @@ PROG = "execlib"
 
 
 def _add_serve_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("root", nargs="?", default=".", help="folder to serve (default: the current folder)")
+    # Defaults are None ("not given") so that a config file or $EXECLIB_* can supply the option;
+    # the real defaults are ServerConfig's.
+    parser.add_argument("root", nargs="?", default=None, help="folder to serve (default: the current folder)")
     parser.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1, or $EXECLIB_HOST)")
     parser.add_argument(
         "--port", default=None, help="port to listen on (default 8000, or $EXECLIB_PORT; 0 picks a free one)"
     )
-    parser.add_argument("--no-livereload", action="store_true", help="do not inject the live-reload client")
-    parser.add_argument("--follow-symlinks", action="store_true", help="serve symlinks that point outside ROOT")
+    parser.add_argument(
+        "--no-livereload", action="store_true", default=None, help="do not inject the live-reload client"
+    )
+    parser.add_argument(
+        "--follow-symlinks", action="store_true", default=None, help="serve symlinks that point outside ROOT"
+    )
     parser.add_argument("--fallback", metavar="FILE", help="page served for unknown extensionless paths (SPA)")
     parser.add_argument("--open", action="store_true", help="open the default browser once ready")
     parser.add_argument("-q", "--quiet", action="store_true", help="no access log, errors only")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
+    files = parser.add_mutually_exclusive_group()
+    files.add_argument(
+        "--config", metavar="FILE", help="read options from FILE (default: execlib.toml or pyproject.toml, upward)"
+    )
+    files.add_argument("--no-config", action="store_true", default=None, help="read no config file")
     reload = parser.add_argument_group("live reload")
     reload.add_argument(
         "--watch",
         action="append",
-        default=[],
+        default=None,
         metavar="PATH",
         help="also watch PATH (outside ROOT: templates, data); a change reloads every page (repeatable)",
     )
     reload.add_argument(
-        "--ignore", action="append", default=[], metavar="GLOB", help="ignore changes matching GLOB (repeatable)"
+        "--ignore", action="append", default=None, metavar="GLOB", help="ignore changes matching GLOB (repeatable)"
     )
-    reload.add_argument("--delay", type=float, default=0, metavar="MS", help="wait MS milliseconds before reloading")
-    reload.add_argument("--poll", action="store_true", help="poll for changes (network, Docker and WSL mounts)")
-    reload.add_argument("--gitignore", action="store_true", help="ignore what .gitignore files ignore")
+    reload.add_argument("--delay", type=float, default=None, metavar="MS", help="wait MS milliseconds before reloading")
+    reload.add_argument(
+        "--poll", action="store_true", default=None, help="poll for changes (network, Docker and WSL mounts)"
+    )
+    reload.add_argument("--gitignore", action="store_true", default=None, help="ignore what .gitignore files ignore")
     build = parser.add_argument_group("building")
     build.add_argument(
         "--build",
         metavar="COMMAND",
         help="run COMMAND (through the shell) when a --watch path changes; reload pages when it succeeds",
     )
-    build.add_argument("--build-on-start", action="store_true", help="run the build once before serving")
+    build.add_argument("--build-on-start", action="store_true", default=None, help="run the build once before serving")
     build.add_argument("--build-timeout", type=float, metavar="S", help="kill a build that runs longer than S seconds")
     build.add_argument(
-        "--warnings-as-errors", action="store_true", help="a build that prints warnings shows them in an overlay"
+        "--warnings-as-errors",
+        action="store_true",
+        default=None,
+        help="a build that prints warnings shows them in an overlay",
     )
 
 
@@ -70,7 +86,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lifecycle_commands(commands, serve)
     _add_watch_command(commands)
     _add_preset_commands(commands)
+    _add_config_command(commands)
     return parser
+
+
+def _add_config_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    config = commands.add_parser(
+        "config",
+        help="print every serve option's effective value and where it came from",
+        description="Print the options 'execlib serve' would use with these arguments, and the source of each: "
+        "a flag, an EXECLIB_* variable, a config file, or the default.",
+    )
+    _add_serve_options(config)
+    config.add_argument("--json", action="store_true", help="print one JSON object")
+    config.set_defaults(handler=_config)
+
+
+def _config(args: argparse.Namespace) -> int:
+    from .serve_command import run_config
+
+    return run_config(args)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ import sys
 from .errors import ConfigError
 from .lifecycle import precheck_port, print_notice, replace_servers, start_detached
 from .process import RunFiles, already_running_error, running_server, status, stop
-from .serve_command import resolve_host_port
+from .serve_command import config_from_args
 
 # `execlib start` options that are not passed on to the `execlib serve` child (or are passed explicitly)
 _NOT_FORWARDED = frozenset({"root", "host", "port", "pid_file", "timeout", "help"})
@@ -64,13 +64,11 @@ def forwarded_serve_args(parser: argparse.ArgumentParser, args: argparse.Namespa
 
 
 def run_start(args: argparse.Namespace) -> int:
-    host, port = resolve_host_port(args.host, args.port)
+    # checked here, in full, so that a mistake is said on this terminal rather than in the child's log
+    config = config_from_args(args).config
+    host, port = config.host, config.port
     timeout = parse_timeout(args.timeout)
-    root = os.path.abspath(args.root)
-    if not os.path.exists(root):
-        raise ConfigError(f"folder not found: {args.root}")
-    if not os.path.isdir(root):
-        raise ConfigError(f"not a folder: {args.root}")
+    root = os.path.abspath(config.root)
     files = RunFiles.for_pid_file(args.pid_file)
     if args.replace:
         # done here, not (only) in the detached child, whose output goes to the log: the user must see

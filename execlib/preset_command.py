@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 
+from .config import ServerConfig
 from .log import configure_logging
 from .presets import Preset, mkdocs_preset, sphinx_preset
 from .serve_command import check_host, resolve_host_port, serve_folder
@@ -28,11 +28,6 @@ def run_preset(name: str, args: argparse.Namespace) -> int:
     configure_logging(-1 if args.quiet else 1 if args.verbose else 0, args.log_format)
     host, port = resolve_host_port(args.host, args.port)
     preset = make_preset(name, args)
-    for path in args.watch:
-        if not os.path.exists(path):
-            from .errors import ConfigError
-
-            raise ConfigError(f"--watch {path} does not exist")
     check_host(host)
     from .server.warm import WarmCommand
 
@@ -49,13 +44,12 @@ def run_preset(name: str, args: argparse.Namespace) -> int:
     if not build.cold:
         tool = "Sphinx" if name == "sphinx" else "MkDocs"
         logger.info("%s: builds run in a warm process (%s imported once); --cold runs the command as shown", name, tool)
-    return serve_folder(
-        args,
+    config = ServerConfig(
         preset.serve,
         host,
         port,
-        watch=[*preset.watch, *args.watch],
-        ignore=[*preset.ignore, *args.ignore],
+        watch=(*preset.watch, *args.watch),
+        ignore=(*preset.ignore, *args.ignore),
         delay=args.delay,
         poll=args.poll,
         build=build,
@@ -63,3 +57,4 @@ def run_preset(name: str, args: argparse.Namespace) -> int:
         build_on_start=True,
         warnings_as_errors=args.warnings_as_errors,
     )
+    return serve_folder(args, config)

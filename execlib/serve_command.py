@@ -11,35 +11,28 @@ import socket
 import sys
 import threading
 import webbrowser
-from typing import Any
 
+from .config import FILE_OPTIONS, Resolved, ServerConfig, load_config
 from .errors import ConfigError
 from .log import configure_logging
 
 logger = logging.getLogger("execlib")
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
+# the flags of `execlib serve` whose names are not "--" + the option's name
+_FLAG_NAMES = {"root": "ROOT", "livereload": "--no-livereload"}
 
 
-def parse_port(value: str | int, source: str = "--port") -> int:
-    try:
-        port = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{source} must be a number from 0 to 65535, not {value!r}") from None
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"{source} {port} is out of range: use 0-65535 (0 picks a free port)")
-    return port
+def config_from_args(args: argparse.Namespace) -> Resolved:
+    """The ServerConfig of ``execlib serve`` (and ``start``, ``config``): flags > $EXECLIB_* > file > defaults."""
+    flags: dict[str, object] = {name: getattr(args, name, None) for name in FILE_OPTIONS}
+    flags["livereload"] = False if args.no_livereload else None
+    return load_config(flags, config_file=args.config, use_files=not args.no_config, flag_names=_FLAG_NAMES)
 
 
 def resolve_host_port(host: str | None, port: str | int | None) -> tuple[str, int]:
-    """Explicit options win over $EXECLIB_HOST / $EXECLIB_PORT, which win over the defaults."""
-    if host is None:
-        host = os.environ.get("EXECLIB_HOST") or DEFAULT_HOST
-    if port is None:
-        env_port = os.environ.get("EXECLIB_PORT")
-        port = parse_port(env_port, "EXECLIB_PORT") if env_port else DEFAULT_PORT
-    return host, parse_port(port)
+    """Explicit values win over $EXECLIB_HOST / $EXECLIB_PORT, which win over the defaults."""
+    config = load_config({"host": host, "port": port}, use_files=False).config
+    return config.host, config.port
 
 
 def is_loopback(host: str) -> bool:
@@ -58,8 +51,6 @@ def check_host(host: str) -> None:
     empty value is a bad option, not a failure after a warning about being visible on the network.
     A port that is taken is another matter, found out when the server binds its own.
     """
-    if not host.strip():
-        raise ConfigError(f"--host {host!r} is empty: give a host name or an address (127.0.0.1, ::1, 0.0.0.0)")
     try:
         infos = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
@@ -89,36 +80,49 @@ def open_browser(url: str) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     configure_logging(-1 if args.quiet else 1 if args.verbose else 0, args.log_format)
-    host, port = resolve_host_port(args.host, args.port)
-    # With a build the folder may not exist yet (a project never built): the Server creates it.
-    if not os.path.exists(args.root) and args.build is None:
-        raise ConfigError(f"folder not found: {args.root}")
-    if os.path.exists(args.root) and not os.path.isdir(args.root):
-        raise ConfigError(f"not a folder: {args.root}")
-    if args.build is not None and not os.path.exists(args.root) and _root_follows_build(args):
+    _check_build_quoting(args)
+    config = config_from_args(args).config
+    check_host(config.host)
+    return serve_folder(args, config)
+
+
+def run_config(args: argparse.Namespace) -> int:
+    """``execlib config``: each option's effective value and its source, as text or JSON."""
+    import json
+
+    resolved = config_from_args(args)
+    shown = {name: _plain(getattr(resolved.config, name)) for name in FILE_OPTIONS}
+    if args.json:
+        options = {name: {"value": value, "source": _source(resolved, name)} for name, value in shown.items()}
+        print(json.dumps({"file": resolved.file, "options": options}, indent=2), flush=True)
+        return 0
+    print(f"config file: {resolved.file or '(none)'}", flush=True)
+    width = max(map(len, shown))
+    for name, value in shown.items():
+        print(f"{name:<{width}} = {json.dumps(value)}  ({_source(resolved, name)})", flush=True)
+    return 0
+
+
+def _plain(value: object) -> object:
+    """``value`` as JSON can show it (paths as strings, tuples as lists)."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(item) for item in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+def _source(resolved: Resolved, name: str) -> str:
+    origin = resolved.origins[name]
+    return origin.kind if origin.kind == "default" else f"{origin.kind} {origin.label}"
+
+
+def _check_build_quoting(args: argparse.Namespace) -> None:
+    if args.build is not None and args.root is not None and not os.path.exists(args.root) and _root_follows_build(args):
         # `--build make html` takes "html" as the folder to serve: not a folder to create
         from .cli import build_quoting_hint
 
         raise ConfigError(f"folder not found: {args.root} ({build_quoting_hint(args.build, [args.root])})")
-    check_host(host)
-    return serve_folder(
-        args,
-        args.root,
-        host,
-        port,
-        livereload=not args.no_livereload,
-        follow_symlinks=args.follow_symlinks,
-        fallback=args.fallback,
-        watch=args.watch,
-        ignore=args.ignore,
-        delay=args.delay,
-        poll=args.poll,
-        gitignore=args.gitignore,
-        build=args.build,
-        build_timeout=args.build_timeout,
-        build_on_start=args.build_on_start,
-        warnings_as_errors=args.warnings_as_errors,
-    )
 
 
 def _root_follows_build(args: argparse.Namespace) -> bool:
@@ -134,10 +138,12 @@ def _root_follows_build(args: argparse.Namespace) -> bool:
     return False
 
 
-def serve_folder(args: argparse.Namespace, root: str, host: str, port: int, **options: Any) -> int:
-    """Serve ``root`` with a ``Server`` made of ``options``, in the foreground, with the command line's
+def serve_folder(args: argparse.Namespace, config: ServerConfig) -> int:
+    """Serve with a ``Server`` made of ``config``, in the foreground, with the command line's
     output (the ``Serving ... at URL`` line, --open, the network warning) and its process options."""
     from .server import Server
+
+    root, host = os.fspath(config.root), config.host
 
     def announce(server: Server) -> None:
         if not is_loopback(host):  # said once the socket is bound: a failed bind exposed nothing
@@ -151,7 +157,7 @@ def serve_folder(args: argparse.Namespace, root: str, host: str, port: int, **op
             # a thread: a browser command may only return when the browser is closed
             threading.Thread(target=open_browser, args=(server.url,), daemon=True).start()
 
-    server = Server(root, host=host, port=port, pre_serve=announce, **options)
+    server = Server(config=config, pre_serve=announce)
     from .lifecycle import Lifecycle
 
     Lifecycle.from_args(args).run(server)  # serves; PID/port files, single instance, port holder, --replace

@@ -80,7 +80,11 @@ def _on_any_port(init: Callable[..., None]) -> Callable[..., None]:
 
     def wrapper(*args: Any, **kwargs: Any) -> None:
         bound = signature.bind(*args, **kwargs)
-        bound.arguments["port"] = 0
+        config = bound.arguments.get("config")
+        if config is not None:  # a ServerConfig (serve() makes one) holds the port
+            bound.arguments["config"] = config.replace(port=0)
+        else:
+            bound.arguments["port"] = 0
         init(*bound.args, **bound.kwargs)
 
     return wrapper

@@ -126,7 +126,7 @@ def test_port_in_use_names_the_port(tmp_path: Path) -> None:
     [
         # 10.99.99.99 is not on this machine: no warning that the folder is now visible (it is not)
         ("10.99.99.99", ["--host 10.99.99.99 is not an address of this machine", "127.0.0.1"]),
-        ("", ["--host '' is empty"]),
+        ("", ["--host '' must be a host name or an address"]),
         ("no-such-host.invalid", ["--host no-such-host.invalid is not a known host"]),
     ],
 )

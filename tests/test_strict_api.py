@@ -77,10 +77,11 @@ def test_good_arguments_are_kept(folders: dict[str, Path]) -> None:
 
 def test_the_command_line_names_flags_for_the_same_errors(folders: dict[str, Path]) -> None:
     from execlib.cli import build_parser, error_message
+    from execlib.serve_command import config_from_args
 
-    args = build_parser().parse_args(["serve", str(folders["site"]), "--build", "make"])
+    args = build_parser().parse_args(["serve", str(folders["site"]), "--build", "make", "--no-config"])
     with pytest.raises(ConfigError) as error:
-        Server(folders["site"], build=args.build, build_timeout=args.build_timeout, watch=args.watch)
+        config_from_args(args)
     assert str(error.value) == "build='make' needs watch= paths: the sources it rebuilds from"
     assert error_message(error.value, args) == "--build make needs --watch paths: the sources it rebuilds from"
 

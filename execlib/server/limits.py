@@ -5,17 +5,11 @@ from __future__ import annotations
 
 import logging
 
+# the request-head limits are options (ServerConfig): their defaults and reasons live there
+from ..config import HEADER_TIMEOUT as HEADER_TIMEOUT
+from ..config import MAX_HEADER_BYTES as MAX_HEADER_BYTES
+
 logger = logging.getLogger("execlib.server")
-
-# Seconds a connection may take to send a whole request head, counted from the moment it opens
-# or from the first byte of its next request. uvicorn's keep-alive timeout only covers the wait
-# between requests, and stops at the first byte: without this, a client that never sends a
-# request, or sends its headers a byte at a time (slowloris), holds its connection forever.
-HEADER_TIMEOUT = 10.0
-
-# Bytes a request head may take: the target and the header lines. Browsers send a few KB;
-# cookie-heavy sites rarely reach 16 KB. httptools (which uvicorn uses) keeps no limit at all.
-MAX_HEADER_BYTES = 64 * 1024
 
 # Seconds a refused connection stays open, discarding what it still sends, so that it reads our
 # 408/431 answer: closing a socket with unread input makes the kernel send a reset, and a reset

@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from ..config import OPTION_NAMES, ServerConfig
 from ..errors import BindError, ConfigError, PortInUseError
 from ..fspath import given_path
 from ..listener import Listener, ListenerDiedError
 from ..runloop import BlockingService, close_loop, install_shutdown_signals, new_loop
 from .app import Dispatcher, build_asgi
-from .arguments import check_server_arguments
+from .arguments import check_runtime_arguments
 from .build import BuildTarget
 from .limits import HEADER_TIMEOUT, MAX_HEADER_BYTES, raise_open_file_limit
 from .livereload import ReloadHub, Sent
@@ -161,42 +162,45 @@ class Server(BlockingService):
         warnings_as_errors: bool = False,
         header_timeout: float = HEADER_TIMEOUT,
         max_header_bytes: int = MAX_HEADER_BYTES,
+        config: ServerConfig | None = None,
     ) -> None:
         # locals() holds exactly the arguments at this point: every one is checked before any is used
-        watch_paths, ignore_globs = check_server_arguments(locals())
+        arguments = locals()
+        check_runtime_arguments(arguments)
+        config = _config_of(arguments, config)
+        self.config = config
         # Kept as given: a root reached through a symlink is served (and watched) wherever it points now.
-        self.root = given_path(root)
-        if build is not None and not os.path.lexists(self.root):
-            _create_output_folder(self.root, os.fspath(root))  # a project never built yet: the build fills it
-        if not os.path.exists(self.root):
-            raise ConfigError(f"folder not found: {os.fspath(root)}")
-        if not os.path.isdir(self.root):
-            raise ConfigError(f"not a folder: {os.fspath(root)}")
-        _check_readable_folder(self.root, os.fspath(root))
+        self.root = given_path(config.root)
+        shown_root = os.fspath(config.root)
+        if config.build is not None and not os.path.lexists(self.root):
+            _create_output_folder(self.root, shown_root)  # a project never built yet: the build fills it
+        _check_readable_folder(self.root, shown_root)
+        fallback = config.fallback
         if fallback is not None and not os.path.isfile(os.path.join(self.root, fallback)):
             raise ConfigError(f"fallback file not found: {fallback} (relative to {self.root})")
-        self.host = host
-        self.port = port
-        self.livereload = livereload
+        self.host = config.host
+        self.port = config.port
+        self.livereload = livereload = config.livereload
         self.managed_listeners: list[Listener] = list(managed_listeners or [])
         self.pre_serve = pre_serve
-        self.handle_signals = handle_signals
-        self.graceful_timeout = graceful_timeout
-        self.header_timeout = header_timeout
-        self.max_header_bytes = max_header_bytes
+        self.handle_signals = config.handle_signals
+        self.graceful_timeout = config.graceful_timeout
+        self.header_timeout = config.header_timeout
+        self.max_header_bytes = config.max_header_bytes
         self.fatal_error: BaseException | None = None
-        self.watch = watch_paths
-        self.ignore = tuple(ignore_globs)
-        self.delay = delay
-        self.poll = poll
-        self.gitignore = gitignore
+        self.watch = list(config.watch)
+        self.ignore = config.ignore
+        self.delay = config.delay
+        self.poll = config.poll
+        self.gitignore = config.gitignore
+        build, build_timeout, warnings_as_errors = config.build, config.build_timeout, config.warnings_as_errors
 
         self.static_site = (
-            StaticSite(self.root, follow_symlinks=follow_symlinks, fallback=fallback, inject=livereload)
-            if static
+            StaticSite(self.root, follow_symlinks=config.follow_symlinks, fallback=fallback, inject=livereload)
+            if config.static
             else None
         )
-        self.build_on_start = build_on_start
+        self.build_on_start = config.build_on_start
         resolver = self.static_site.resolver if self.static_site else None
         self.hub = ReloadHub(resolver, fallback=fallback)
         self.controller = ReloadController(
@@ -433,6 +437,25 @@ class Server(BlockingService):
 async def _pages(sending: Awaitable[Sent]) -> int:
     """How many pages a change was sent to (what ``Server.reload()`` returns)."""
     return (await sending).pages
+
+
+def _config_of(arguments: dict[str, Any], config: ServerConfig | None) -> ServerConfig:
+    """``config``, or the ServerConfig the keyword arguments make (checking them all)."""
+    options = {name: arguments[name] for name in OPTION_NAMES}
+    if config is None:
+        return ServerConfig(**options)
+    if not isinstance(config, ServerConfig):
+        raise ConfigError("must be a ServerConfig", option="config", value=config)
+    defaults = ServerConfig.__dataclass_fields__
+    given = [
+        name
+        for name, value in options.items()
+        if value is not defaults[name].default and value != defaults[name].default
+    ]
+    if given:
+        # two sources for one option: which would win is a guess, so neither does
+        raise TypeError(f"Server(): pass {', '.join(given)} in config=ServerConfig(...), not beside it")
+    return config
 
 
 def _create_output_folder(path: str, shown: str) -> None:

@@ -1,0 +1,412 @@
+"""``ServerConfig``: every option of ``execlib serve``, checked in one place, and where each came from.
+
+The command line, ``serve()``, ``serve_background()``, ``execlib start`` and ``Server`` all build a
+ServerConfig, so each check (a port out of range, a missing folder) is written once, here. A
+mistake is a ConfigError naming the parameter as the Python API spells it (``port='x' must be
+...``); the command line shows its flags instead, and ``load_config`` names the file or the
+environment variable a bad value came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+from .fspath import given_path
+
+if TYPE_CHECKING:
+    from .server.build import BuildTarget
+
+# Seconds a connection may take to send a whole request head, counted from the moment it opens
+# or from the first byte of its next request. uvicorn's keep-alive timeout only covers the wait
+# between requests, and stops at the first byte: without this, a client that never sends a
+# request, or sends its headers a byte at a time (slowloris), holds its connection forever.
+HEADER_TIMEOUT = 10.0
+
+# Bytes a request head may take: the target and the header lines. Browsers send a few KB;
+# cookie-heavy sites rarely reach 16 KB. httptools (which uvicorn uses) keeps no limit at all.
+MAX_HEADER_BYTES = 64 * 1024
+
+#: the options that are plain True/False switches
+SWITCHES = (
+    "static",
+    "livereload",
+    "follow_symlinks",
+    "handle_signals",
+    "poll",
+    "gitignore",
+    "build_on_start",
+    "warnings_as_errors",
+)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Every option of a ``Server`` (and of ``execlib serve``), validated when it is made.
+
+    ``watch`` and ``ignore`` may be given as one string or any iterable; they are kept as tuples
+    (``watch`` as paths). Raises ConfigError naming the first bad option.
+    """
+
+    root: str | os.PathLike[str] = "."
+    host: str = "127.0.0.1"
+    port: int = 8000
+    static: bool = True
+    livereload: bool = True
+    follow_symlinks: bool = False
+    fallback: str | None = None
+    handle_signals: bool = True
+    graceful_timeout: float = 1.0
+    watch: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    delay: float = 0
+    poll: bool = False
+    gitignore: bool = False
+    build: BuildTarget | None = None
+    build_timeout: float | None = None
+    build_on_start: bool = False
+    warnings_as_errors: bool = False
+    header_timeout: float = HEADER_TIMEOUT
+    max_header_bytes: int = MAX_HEADER_BYTES
+
+    def __post_init__(self) -> None:
+        _check_switches_and_address(self)
+        _check_durations_and_limits(self)
+        _check_build_and_fallback(self)
+        given, watch = _watch_paths(self.watch)
+        # frozen: the normalised forms are set once, here, before anyone can see the object
+        object.__setattr__(self, "watch", tuple(watch))
+        object.__setattr__(self, "ignore", tuple(_ignore_globs(self.ignore)))
+        _check_build_sources(self, given)
+        _check_root(self)
+
+    def replace(self, **changes: Any) -> ServerConfig:
+        """A copy with ``changes``, checked again."""
+        return dataclasses.replace(self, **changes)
+
+
+OPTION_NAMES = tuple(field.name for field in dataclasses.fields(ServerConfig))
+
+
+def _is_number(value: object, kind: type | tuple[type, ...] = (int, float)) -> bool:
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def _check_switches_and_address(config: ServerConfig) -> None:
+    for name in SWITCHES:
+        if not isinstance(getattr(config, name), bool):
+            raise ConfigError("must be True or False", option=name, value=getattr(config, name))
+    if not isinstance(config.root, (str, os.PathLike)):
+        raise ConfigError("must be the path of a folder", option="root", value=config.root)
+    host = config.host
+    if not isinstance(host, str) or not host.strip():
+        raise ConfigError("must be a host name or an address (127.0.0.1, ::1, 0.0.0.0)", option="host", value=host)
+    port = config.port
+    if not _is_number(port, int):
+        raise ConfigError("must be an int from 0 to 65535 (0 picks a free port)", option="port", value=port)
+    if not 0 <= port <= 65535:
+        raise ConfigError("is out of range: use 0-65535 (0 picks a free port)", option="port", value=port)
+
+
+def _check_durations_and_limits(config: ServerConfig) -> None:
+    for name, unit in (("delay", "milliseconds"), ("graceful_timeout", "seconds")):
+        value = getattr(config, name)
+        if not _is_number(value) or not value >= 0:  # written so that NaN fails too
+            raise ConfigError(f"must be a number of {unit}, 0 or more", option=name, value=value)
+    timeout = config.build_timeout
+    if timeout is not None and (not _is_number(timeout) or not timeout > 0):
+        raise ConfigError("must be a number of seconds more than 0", option="build_timeout", value=timeout)
+    if not _is_number(config.header_timeout) or not config.header_timeout > 0:
+        raise ConfigError(
+            "must be a number of seconds more than 0", option="header_timeout", value=config.header_timeout
+        )
+    if not _is_number(config.max_header_bytes, int) or config.max_header_bytes < 1024:
+        # below a browser's ordinary request head: every page would get 431
+        raise ConfigError(
+            "must be an int of 1024 bytes or more", option="max_header_bytes", value=config.max_header_bytes
+        )
+
+
+def _check_build_and_fallback(config: ServerConfig) -> None:
+    build = config.build
+    if build is not None and not callable(build) and not (isinstance(build, str) and build.strip()):
+        from .server.warm import WarmCommand  # only a preset makes one, and it has the server imported
+
+        if not isinstance(build, WarmCommand):
+            raise ConfigError("must be a shell command or a callable", option="build", value=build)
+    fallback = config.fallback
+    if fallback is not None and not isinstance(fallback, (str, os.PathLike)):
+        raise ConfigError("must be the path of a file in root", option="fallback", value=fallback)
+
+
+def _watch_paths(watch: object) -> tuple[list[Any], list[str]]:
+    """(the watch paths as given, the same kept as paths for the listener)."""
+    if isinstance(watch, (str, os.PathLike)):
+        watch = [watch]  # one path; iterating a string would watch each of its letters
+    elif isinstance(watch, bytes) or not isinstance(watch, Iterable):
+        raise ConfigError("must be a path or a list of paths", option="watch", value=watch)
+    given = list(watch)  # read once: it may be an iterator
+    paths: list[str] = []
+    for path in given:
+        if not isinstance(path, (str, os.PathLike)):
+            raise ConfigError("must be a path or a list of paths", option="watch", value=path)
+        if not os.path.exists(path):
+            raise ConfigError("does not exist", option="watch", value=os.fspath(path))
+        paths.append(given_path(path))
+    return given, paths
+
+
+def _ignore_globs(ignore: object) -> list[str]:
+    if isinstance(ignore, (list, tuple)) and not ignore:
+        return []
+    from .routers.path import check_globs  # wcmatch (tens of ms): imported when there are globs to check
+
+    return check_globs("ignore", ignore)
+
+
+def _check_build_sources(config: ServerConfig, given: list[Any]) -> None:
+    if config.build is None:
+        return
+    if not config.watch:
+        raise ConfigError("needs watch= paths: the sources it rebuilds from", option="build", value=config.build)
+    root = os.path.realpath(config.root)
+    for shown, path in zip(given, config.watch, strict=True):
+        if os.path.realpath(path) == root:
+            raise ConfigError(
+                "is the served folder itself, which build= writes into: watch the sources instead",
+                option="watch",
+                value=os.fspath(shown),
+            )
+
+
+def _check_root(config: ServerConfig) -> None:
+    # With a build the folder may not exist yet (a project never built): the Server creates it.
+    shown = os.fspath(config.root)
+    if not os.path.exists(config.root):
+        if config.build is None:
+            raise ConfigError(f"folder not found: {shown}")
+    elif not os.path.isdir(config.root):
+        raise ConfigError(f"not a folder: {shown}")
+
+
+# -- sources: flags > environment > a config file > defaults ------------------------------------
+
+#: the options a config file or an environment variable may set (those of ``execlib serve``),
+#: each with how a value of it is spelled in an environment variable
+FILE_OPTIONS: dict[str, str] = {
+    "root": "path",
+    "host": "str",
+    "port": "int",
+    "livereload": "bool",
+    "follow_symlinks": "bool",
+    "fallback": "str",
+    "watch": "paths",
+    "ignore": "list",
+    "delay": "float",
+    "poll": "bool",
+    "gitignore": "bool",
+    "build": "str",
+    "build_timeout": "float",
+    "build_on_start": "bool",
+    "warnings_as_errors": "bool",
+}
+
+ENV_PREFIX = "EXECLIB_"
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where one option's value came from: ``kind`` is default, file, env or flag."""
+
+    kind: str
+    label: str  # "default", "pyproject.toml [tool.execlib]", "EXECLIB_PORT", "--port"
+    key: str = ""  # the key or variable as written there
+    raw: object = None  # the value as written there (an env var's text)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A checked ServerConfig, where each option came from, and the config file read (if any)."""
+
+    config: ServerConfig
+    origins: dict[str, Origin]
+    file: str | None
+
+
+def load_config(
+    flags: dict[str, object],
+    *,
+    env: dict[str, str] | None = None,
+    config_file: str | None = None,
+    use_files: bool = True,
+    cwd: str | None = None,
+    flag_names: dict[str, str] | None = None,
+) -> Resolved:
+    """Merge the sources (``flags``, then ``env``, then a config file, then defaults) into a ServerConfig.
+
+    ``flags`` maps option names to what was given explicitly (None: not given). ``config_file``
+    names the file to read; otherwise, with ``use_files``, the nearest one from ``cwd`` upward is
+    used. A bad value is a ConfigError naming the file and key, or the variable, it came from.
+    """
+    values: dict[str, Any] = {}
+    origins = {name: Origin("default", "default") for name in FILE_OPTIONS}
+    found = _locate_file(config_file, cwd or os.getcwd()) if use_files or config_file else None
+    if found is not None:
+        _apply_file(found, values, origins)
+    _apply_env(os.environ if env is None else env, values, origins)
+    _apply_flags(flags, flag_names or {}, values, origins)
+    try:
+        config = ServerConfig(**values)
+    except ConfigError as error:
+        raise _from_source(error, origins) from None
+    return Resolved(config, origins, found[0] if found else None)
+
+
+def _apply_flags(
+    flags: dict[str, object], names: dict[str, str], values: dict[str, Any], origins: dict[str, Origin]
+) -> None:
+    for name, value in flags.items():
+        if value is None:
+            continue
+        if isinstance(value, str) and FILE_OPTIONS.get(name) in ("int", "float"):
+            value = _number(value, FILE_OPTIONS[name])  # a command line's words are strings
+        values[name] = value
+        if name in origins:
+            origins[name] = Origin("flag", names.get(name, "--" + name.replace("_", "-")), name, value)
+
+
+def _number(text: str, kind: str) -> object:
+    """``text`` as an int or a float; left as text when it is neither, for the check to name it."""
+    try:
+        return int(text) if kind == "int" else float(text)
+    except ValueError:
+        return text
+
+
+def _env_value(var: str, text: str, kind: str) -> object:
+    if kind == "bool":
+        if text.strip().lower() in _TRUE:
+            return True
+        if text.strip().lower() in _FALSE:
+            return False
+        raise ConfigError(f"{var}={text!r} must be 1 or 0 (or true/false, yes/no, on/off)")
+    if kind in ("int", "float"):
+        return _number(text.strip(), kind)
+    if kind in ("paths", "list"):
+        return [item.strip() for item in text.split(",") if item.strip()]  # lists are comma-separated
+    return text
+
+
+def _apply_env(env: dict[str, str] | os._Environ[str], values: dict[str, Any], origins: dict[str, Origin]) -> None:
+    for name, kind in FILE_OPTIONS.items():
+        var = ENV_PREFIX + name.upper()
+        if env.get(var):  # an empty variable counts as unset, as shells make it easy to leave one so
+            values[name] = _env_value(var, env[var], kind)
+            origins[name] = Origin("env", var, var, env[var])
+    negated = ENV_PREFIX + "NO_LIVERELOAD"
+    if env.get(negated):
+        values["livereload"] = not _env_value(negated, env[negated], "bool")
+        origins["livereload"] = Origin("env", negated, negated, env[negated])
+
+
+def _shown_path(path: str) -> str:
+    relative = os.path.relpath(path)
+    return path if relative.startswith(os.pardir) else relative
+
+
+def _locate_file(explicit: str | None, cwd: str) -> tuple[str, str | None] | None:
+    """(path, table) of the config file to read: ``--config FILE``, or the nearest one upward."""
+    if explicit is not None:
+        table = "tool.execlib" if os.path.basename(explicit) == "pyproject.toml" else None
+        return os.path.abspath(explicit), table
+    folder = os.path.abspath(cwd)
+    while True:
+        own = os.path.join(folder, "execlib.toml")
+        if os.path.isfile(own):
+            return own, None
+        pyproject = os.path.join(folder, "pyproject.toml")
+        if os.path.isfile(pyproject) and "execlib" in _read_toml(pyproject).get("tool", {}):
+            return pyproject, "tool.execlib"
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    toml = _toml_reader()
+    shown = _shown_path(path)
+    try:
+        with open(path, "rb") as file:
+            data: dict[str, Any] = toml.load(file)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {shown}: {exc.strerror or exc}") from None
+    except (toml.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{shown} is not valid TOML: {exc}") from None
+    return data
+
+
+def _toml_reader() -> Any:
+    """The standard library's TOML reader (3.11+), or tomli, the same reader, on Python 3.10."""
+    import importlib
+
+    for name in ("tomllib", "tomli"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    raise ConfigError("reading a config file needs Python 3.11 or later, or the tomli package")
+
+
+def _apply_file(found: tuple[str, str | None], values: dict[str, Any], origins: dict[str, Origin]) -> None:
+    path, table = found
+    data: Any = _read_toml(path)
+    where = _shown_path(path) + (f" [{table}]" if table else "")
+    for part in table.split(".") if table else ():
+        data = data.get(part, {}) if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a table of options")
+    base = os.path.dirname(path)
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in FILE_OPTIONS:
+            raise ConfigError(_unknown_key(key, where))
+        values[name] = _rebased(value, base) if FILE_OPTIONS[name] in ("path", "paths") else value
+        origins[name] = Origin("file", where, key, value)
+
+
+def _unknown_key(key: str, where: str) -> str:
+    import difflib
+
+    name = key.replace("-", "_")
+    # two letters swapped ('prot') is the likeliest typo, and difflib's ratio can rank it below another key
+    swapped = [option for option in FILE_OPTIONS if sorted(option) == sorted(name)]
+    match = swapped or difflib.get_close_matches(name, FILE_OPTIONS, n=1)
+    hint = f"; did you mean {match[0]!r}?" if match else f"; the keys are: {', '.join(FILE_OPTIONS)}"
+    return f"unknown key {key!r} in {where}{hint}"
+
+
+def _rebased(value: object, base: str) -> object:
+    """Paths in a file are relative to the file's folder, wherever execlib is run from."""
+    if isinstance(value, str):
+        return os.path.normpath(os.path.join(base, value))  # an absolute value stays as it is
+    if isinstance(value, list):
+        return [_rebased(item, base) if isinstance(item, str) else item for item in value]
+    return value
+
+
+def _from_source(error: ConfigError, origins: dict[str, Origin]) -> ConfigError:
+    """``error`` naming the file key or the environment variable the bad value came from."""
+    origin = origins.get(error.option or "root")
+    if origin is None or origin.kind in ("default", "flag"):
+        return error
+    if error.option is None:
+        return ConfigError(f"{error} (root from {origin.label})")
+    if origin.kind == "env":
+        return ConfigError(f"{origin.key}={origin.raw!r} {error.problem}")
+    return ConfigError(f"{origin.label}: {origin.key} = {error.value!r} {error.problem}")

@@ -1,0 +1,193 @@
+"""ServerConfig and its sources: flags > $EXECLIB_* > a config file > defaults, `execlib config`,
+and one-line errors (exit 2) for bad configuration."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from execlib.config import ServerConfig, load_config
+from execlib.errors import ConfigError
+from execlib.server import Server
+
+from .helpers import execlib_cmd
+
+
+def run_config(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EXECLIB_")}
+    return subprocess.run(
+        execlib_cmd("config", *args), cwd=cwd, env={**clean, **(env or {})}, capture_output=True, text=True, timeout=30
+    )
+
+
+def effective(cwd: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, dict[str, object]]:
+    result = run_config(cwd, "--json", *args, env=env)
+    assert result.returncode == 0, result.stderr
+    options: dict[str, dict[str, object]] = json.loads(result.stdout)["options"]
+    return options
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    for name in ("site", "a", "b", "c"):
+        (tmp_path / name).mkdir()
+    return tmp_path
+
+
+def write_pyproject(project: Path, body: str) -> None:
+    (project / "pyproject.toml").write_text(f"[project]\nname = 'x'\n\n[tool.execlib]\n{body}\n")
+
+
+# option -> (file line, env, flag args, expected value from each of file / env / flag, the default)
+MATRIX = {
+    "port": ("port = 9001", {"EXECLIB_PORT": "9002"}, ["--port", "9003"], (9001, 9002, 9003), 8000),
+    "host": ('host = "127.0.0.2"', {"EXECLIB_HOST": "127.0.0.3"}, ["--host", "127.0.0.4"],
+             ("127.0.0.2", "127.0.0.3", "127.0.0.4"), "127.0.0.1"),
+    "livereload": ("livereload = false", {"EXECLIB_NO_LIVERELOAD": "0"}, ["--no-livereload"],
+                   (False, True, False), True),
+    "ignore": ('ignore = ["*.f"]', {"EXECLIB_IGNORE": "*.e1,*.e2"}, ["--ignore", "*.x"],
+               (["*.f"], ["*.e1", "*.e2"], ["*.x"]), []),
+    "watch": ('watch = ["a"]', {"EXECLIB_WATCH": "{p}/b"}, ["--watch", "{p}/c"], (["{p}/a"], ["{p}/b"], ["{p}/c"]), []),
+}  # fmt: skip
+
+
+def _fill(value: object, project: Path) -> object:
+    if isinstance(value, str):
+        return value.replace("{p}", str(project))
+    if isinstance(value, list):
+        return [_fill(item, project) for item in value]
+    return value
+
+
+@pytest.mark.parametrize("option", sorted(MATRIX))
+@pytest.mark.parametrize(
+    ("file", "env", "flag", "winner"),
+    [
+        (False, False, False, "default"),
+        (True, False, False, "file"),
+        (True, True, False, "env"),
+        (False, True, False, "env"),
+        (True, False, True, "flag"),
+        (False, True, True, "flag"),
+        (True, True, True, "flag"),
+    ],
+)
+def test_precedence(project: Path, option: str, file: bool, env: bool, flag: bool, winner: str) -> None:
+    line, env_vars, flag_args, values, default = MATRIX[option]
+    if file:
+        write_pyproject(project, line)
+    got = effective(
+        project,
+        *[str(_fill(word, project)) for word in (flag_args if flag else [])],
+        env={k: str(_fill(v, project)) for k, v in env_vars.items()} if env else None,
+    )[option]
+    expected = default if winner == "default" else values[("file", "env", "flag").index(winner)]
+    assert got["value"] == _fill(expected, project)
+    assert str(got["source"]).split()[0] == winner
+
+
+def test_paths_in_a_file_are_relative_to_its_folder(project: Path) -> None:
+    write_pyproject(project, 'root = "site"\nwatch = ["a", "b"]')
+    (project / "deep" / "er").mkdir(parents=True)
+    options = effective(project / "deep" / "er")  # found upward, paths still from the file's folder
+    assert options["root"]["value"] == str(project / "site")
+    assert options["watch"]["value"] == [str(project / "a"), str(project / "b")]
+    assert options["root"]["source"] == f"file {project / 'pyproject.toml'} [tool.execlib]"
+
+
+def test_execlib_toml_config_option_and_no_config(project: Path) -> None:
+    (project / "execlib.toml").write_text("port = 9100\n")
+    assert effective(project)["port"] == {"value": 9100, "source": "file execlib.toml"}
+    other = project / "site" / "other.toml"
+    other.write_text("port = 9200\nroot = '.'\n")
+    options = effective(project, "--config", str(other))
+    assert options["port"]["value"] == 9200
+    assert options["root"]["value"] == str(project / "site")
+    assert effective(project, "--no-config")["port"] == {"value": 8000, "source": "default"}
+
+
+def test_config_text_output(project: Path) -> None:
+    write_pyproject(project, "port = 9001")
+    result = run_config(project, "--host", "127.0.0.5", env={"EXECLIB_POLL": "1"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"config file: {project / 'pyproject.toml'}"
+    assert any(line.split() == ["port", "=", "9001", "(file", "pyproject.toml", "[tool.execlib])"] for line in lines)
+    assert any(line.split() == ["host", "=", '"127.0.0.5"', "(flag", "--host)"] for line in lines)
+    assert any(line.split() == ["poll", "=", "true", "(env", "EXECLIB_POLL)"] for line in lines)
+    assert any(line.split() == ["delay", "=", "0", "(default)"] for line in lines)
+
+
+BAD = [
+    ("prot = 8001", {}, "unknown key 'prot' in pyproject.toml [tool.execlib]; did you mean 'port'?"),
+    ('port = "x"', {}, "pyproject.toml [tool.execlib]: port = 'x' must be an int from 0 to 65535"),
+    ("port = 70000", {}, "pyproject.toml [tool.execlib]: port = 70000 is out of range"),
+    ("delay = -1", {}, "pyproject.toml [tool.execlib]: delay = -1 must be a number of milliseconds"),
+    ("livereload = 'no'", {}, "pyproject.toml [tool.execlib]: livereload = 'no' must be True or False"),
+    ('watch = ["nowhere"]', {}, "pyproject.toml [tool.execlib]: watch = '"),
+    ("port = ", {}, "pyproject.toml is not valid TOML"),
+    ("", {"EXECLIB_PORT": "eighty"}, "EXECLIB_PORT='eighty' must be an int from 0 to 65535"),
+    ("", {"EXECLIB_NO_LIVERELOAD": "maybe"}, "EXECLIB_NO_LIVERELOAD='maybe' must be 1 or 0"),
+    ("", {"EXECLIB_DELAY": "soon"}, "EXECLIB_DELAY='soon' must be a number of milliseconds"),
+]
+
+
+@pytest.mark.parametrize(("line", "env", "message"), BAD)
+@pytest.mark.parametrize("command", ["config", "serve"])
+def test_bad_configuration_is_one_line_and_exit_2(
+    project: Path, line: str, env: dict[str, str], message: str, command: str
+) -> None:
+    if line:
+        write_pyproject(project, line)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EXECLIB_")}
+    result = subprocess.run(
+        execlib_cmd(command), cwd=project, env={**clean, **env}, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""  # nothing started, nothing half-configured
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"execlib: error: {message}"), result.stderr
+
+
+def test_unreadable_config_file(project: Path) -> None:
+    result = run_config(project, "--config", str(project / "missing.toml"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("execlib: error: cannot read the config file missing.toml:"), result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_api_errors_name_the_parameter(project: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^port='x' must be an int"):
+        Server(project, port="x")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"^port=70000 is out of range"):
+        ServerConfig(project, port=70000)
+
+
+def test_server_takes_a_config(project: Path) -> None:
+    config = ServerConfig(project / "site", port=0, livereload=False, ignore="*.tmp")
+    assert config.ignore == ("*.tmp",)
+    server = Server(config=config)
+    assert server.config is config and server.port == 0 and not server.livereload
+    with pytest.raises(TypeError, match="port"):
+        Server(config=config, port=1234)
+
+
+def test_load_config_for_the_api_ignores_files(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_pyproject(project, "port = 9001")
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("EXECLIB_PORT", "9002")
+    assert load_config({"host": None, "port": None}, use_files=False).config.port == 9002
+    assert load_config({"host": None, "port": 9003}, use_files=False).config.port == 9003
+    assert load_config({}).config.port == 9002  # the environment is over the file
+    monkeypatch.delenv("EXECLIB_PORT")
+    assert load_config({}).config.port == 9001
+
+
+def test_a_plain_file_as_root_is_not_a_folder(project: Path) -> None:
+    (project / "f.txt").write_text("x")
+    with pytest.raises(ConfigError, match="not a folder"):
+        load_config({"root": str(project / "f.txt")}, use_files=False)
