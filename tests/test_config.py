@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from execlib import serve, serve_background
 from execlib.config import ServerConfig, load_config
 from execlib.errors import ConfigError
 from execlib.server import Server
 
 from .helpers import execlib_cmd
+from .lifecycle_support import Lab, lab_fixture
 
 
 def run_config(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -191,3 +196,60 @@ def test_a_plain_file_as_root_is_not_a_folder(project: Path) -> None:
     (project / "f.txt").write_text("x")
     with pytest.raises(ConfigError, match="not a folder"):
         load_config({"root": str(project / "f.txt")}, use_files=False)
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    yield from lab_fixture(tmp_path)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.mark.timeout(60)
+def test_start_takes_its_options_from_the_config_file(lab: Lab) -> None:
+    port = free_port()
+    (lab.dir / "execlib.toml").write_text(f'root = "site"\nport = {port}\nlivereload = false\n')
+    result = lab.run("start")
+    assert result.returncode == 0, result.stderr
+    assert f"Serving {lab.site} at http://127.0.0.1:{port}/" in result.stdout
+    try:
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text
+        assert "livereload" not in page  # the file's livereload = false reached the detached server
+    finally:
+        assert lab.run("stop").returncode == 0
+
+
+@pytest.mark.timeout(60)
+def test_start_reports_bad_configuration_before_spawning(lab: Lab) -> None:
+    (lab.dir / "execlib.toml").write_text("port = 8000\nhots = 'x'\n")
+    result = lab.run("start", "site")
+    assert result.returncode == 2
+    assert result.stderr == "execlib: error: unknown key 'hots' in execlib.toml; did you mean 'host'?\n"
+    assert not (lab.dir / ".execlib.pid").exists()
+
+
+def test_serve_background_checks_through_the_config(lab: Lab) -> None:
+    with pytest.raises(ConfigError, match=r"^not a folder: .*index\.html$"):
+        serve_background(lab.site / "index.html")
+    with pytest.raises(ConfigError, match=r"^port=-1 is out of range"):
+        serve_background(lab.site, port=-1)
+
+
+def test_serve_reads_the_environment_under_its_arguments(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXECLIB_NO_LIVERELOAD", "1")
+    monkeypatch.setenv("EXECLIB_PORT", "0")
+    servers: list[Server] = []
+    serve(lab.site, foreground=False, pre_serve=servers.append)
+    try:
+        assert not servers[0].livereload and servers[0].config.port == 0
+    finally:
+        servers[0].shutdown()
+        servers[0].wait()
+    monkeypatch.setenv("EXECLIB_PORT", "nope")
+    with pytest.raises(ConfigError, match=r"^EXECLIB_PORT='nope' must be an int"):
+        serve(lab.site, foreground=False)
