@@ -61,8 +61,9 @@ class ServerConfig:
     fallback: str | None = None
     handle_signals: bool = True
     graceful_timeout: float = 1.0
-    watch: tuple[str, ...] = ()
-    ignore: tuple[str, ...] = ()
+    # given as any iterable (or one path / glob); kept as a tuple of str once checked
+    watch: Iterable[str | os.PathLike[str]] | str = ()
+    ignore: Iterable[str] | str = ()
     delay: float = 0
     poll: bool = False
     gitignore: bool = False

@@ -188,8 +188,8 @@ class Server(BlockingService):
         self.header_timeout = config.header_timeout
         self.max_header_bytes = config.max_header_bytes
         self.fatal_error: BaseException | None = None
-        self.watch = list(config.watch)
-        self.ignore = config.ignore
+        self.watch = [os.fspath(path) for path in config.watch]  # ServerConfig made them str already
+        self.ignore = tuple(config.ignore)
         self.delay = config.delay
         self.poll = config.poll
         self.gitignore = config.gitignore
