@@ -409,5 +409,10 @@ def _from_source(error: ConfigError, origins: dict[str, Origin]) -> ConfigError:
     if error.option is None:
         return ConfigError(f"{error} (root from {origin.label})")
     if origin.kind == "env":
+        if isinstance(origin.raw, str) and error.value != _env_value(
+            origin.key, origin.raw, FILE_OPTIONS[error.option]
+        ):
+            # one item of a list is bad: name it, not only the whole variable
+            return ConfigError(f"{origin.key}={origin.raw!r}: {error.value!r} {error.problem}")
         return ConfigError(f"{origin.key}={origin.raw!r} {error.problem}")
     return ConfigError(f"{origin.label}: {origin.key} = {error.value!r} {error.problem}")

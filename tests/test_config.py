@@ -138,6 +138,7 @@ BAD = [
     ("", {"EXECLIB_PORT": "eighty"}, "EXECLIB_PORT='eighty' must be an int from 0 to 65535"),
     ("", {"EXECLIB_NO_LIVERELOAD": "maybe"}, "EXECLIB_NO_LIVERELOAD='maybe' must be 1 or 0"),
     ("", {"EXECLIB_DELAY": "soon"}, "EXECLIB_DELAY='soon' must be a number of milliseconds"),
+    ("", {"EXECLIB_WATCH": "a,nowhere"}, "EXECLIB_WATCH='a,nowhere': 'nowhere' does not exist"),
 ]
 
 
