@@ -33,10 +33,10 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         "--follow-symlinks", action="store_true", default=None, help="serve symlinks that point outside ROOT"
     )
     parser.add_argument("--fallback", metavar="FILE", help="page served for unknown extensionless paths (SPA)")
-    parser.add_argument("--open", action="store_true", help="open the default browser once ready")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no access log, errors only")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
+    parser.add_argument("--open", action="store_true", default=None, help="open the default browser once ready")
+    parser.add_argument("-q", "--quiet", action="store_true", default=None, help="no access log, errors only")
+    parser.add_argument("-v", "--verbose", action="store_true", default=None, help="debug logging")
+    parser.add_argument("--log-format", choices=("text", "json"), default=None, help="log line format")
     files = parser.add_mutually_exclusive_group()
     files.add_argument(
         "--config", metavar="FILE", help="read options from FILE (default: execlib.toml or pyproject.toml, upward)"

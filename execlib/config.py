@@ -216,6 +216,12 @@ FILE_OPTIONS: dict[str, str] = {
     "warnings_as_errors": "bool",
 }
 
+#: options of the command line itself (what it prints, whether it opens a browser), not of the
+#: Server; set from the same sources, and kept in a CommandOptions beside the ServerConfig
+COMMAND_OPTIONS: dict[str, str] = {"open": "bool", "quiet": "bool", "verbose": "bool", "log_format": "str"}
+ALL_OPTIONS = {**FILE_OPTIONS, **COMMAND_OPTIONS}
+LOG_FORMATS = ("text", "json")
+
 ENV_PREFIX = "EXECLIB_"
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -231,12 +237,30 @@ class Origin:
 
 
 @dataclass(frozen=True)
+class CommandOptions:
+    """What ``execlib serve`` does around its Server: ``--open``, ``-q``, ``-v``, ``--log-format``."""
+
+    open: bool = False
+    quiet: bool = False
+    verbose: bool = False
+    log_format: str = "text"
+
+    def __post_init__(self) -> None:
+        for name in ("open", "quiet", "verbose"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError("must be True or False", option=name, value=getattr(self, name))
+        if not isinstance(self.log_format, str) or self.log_format not in LOG_FORMATS:
+            raise ConfigError("must be 'text' or 'json'", option="log_format", value=self.log_format)
+
+
+@dataclass(frozen=True)
 class Resolved:
     """A checked ServerConfig, where each option came from, and the config file read (if any)."""
 
     config: ServerConfig
     origins: dict[str, Origin]
     file: str | None
+    command: CommandOptions = dataclasses.field(default_factory=CommandOptions)
 
 
 def load_config(
@@ -247,25 +271,29 @@ def load_config(
     use_files: bool = True,
     cwd: str | None = None,
     flag_names: dict[str, str] | None = None,
+    command: bool = False,
 ) -> Resolved:
     """Merge the sources (``flags``, then ``env``, then a config file, then defaults) into a ServerConfig.
 
     ``flags`` maps option names to what was given explicitly (None: not given). ``config_file``
     names the file to read; otherwise, with ``use_files``, the nearest one from ``cwd`` upward is
-    used. A bad value is a ConfigError naming the file and key, or the variable, it came from.
+    used. With ``command``, the command line's own options (COMMAND_OPTIONS) are read too. A bad
+    value is a ConfigError naming the file and key, or the variable, it came from.
     """
     values: dict[str, Any] = {}
-    origins = {name: Origin("default", "default") for name in FILE_OPTIONS}
+    kinds = ALL_OPTIONS if command else FILE_OPTIONS
+    origins = {name: Origin("default", "default") for name in kinds}
     found = _locate_file(config_file, cwd or os.getcwd()) if use_files or config_file else None
     if found is not None:
         _apply_file(found, values, origins)
-    _apply_env(os.environ if env is None else env, values, origins)
+    _apply_env(os.environ if env is None else env, kinds, values, origins)
     _apply_flags(flags, flag_names or {}, values, origins)
+    server = {name: value for name, value in values.items() if name not in COMMAND_OPTIONS}
+    own = {name: value for name, value in values.items() if name in COMMAND_OPTIONS and command}
     try:
-        config = ServerConfig(**values)
+        return Resolved(ServerConfig(**server), origins, found[0] if found else None, CommandOptions(**own))
     except ConfigError as error:
         raise _from_source(error, origins) from None
-    return Resolved(config, origins, found[0] if found else None)
 
 
 def _apply_flags(
@@ -303,8 +331,10 @@ def _env_value(var: str, text: str, kind: str) -> object:
     return text
 
 
-def _apply_env(env: dict[str, str] | os._Environ[str], values: dict[str, Any], origins: dict[str, Origin]) -> None:
-    for name, kind in FILE_OPTIONS.items():
+def _apply_env(
+    env: dict[str, str] | os._Environ[str], kinds: dict[str, str], values: dict[str, Any], origins: dict[str, Origin]
+) -> None:
+    for name, kind in kinds.items():
         var = ENV_PREFIX + name.upper()
         if env.get(var):  # an empty variable counts as unset, as shells make it easy to leave one so
             values[name] = _env_value(var, env[var], kind)
@@ -375,10 +405,11 @@ def _apply_file(found: tuple[str, str | None], values: dict[str, Any], origins: 
     base = os.path.dirname(path)
     for key, value in data.items():
         name = key.replace("-", "_")
-        if name not in FILE_OPTIONS:
+        if name not in ALL_OPTIONS:
             raise ConfigError(_unknown_key(key, where))
-        values[name] = _rebased(value, base) if FILE_OPTIONS[name] in ("path", "paths") else value
-        origins[name] = Origin("file", where, key, value)
+        if name in origins:  # the command line's own options are read only by the command line
+            values[name] = _rebased(value, base) if ALL_OPTIONS[name] in ("path", "paths") else value
+            origins[name] = Origin("file", where, key, value)
 
 
 def _unknown_key(key: str, where: str) -> str:
@@ -386,9 +417,9 @@ def _unknown_key(key: str, where: str) -> str:
 
     name = key.replace("-", "_")
     # two letters swapped ('prot') is the likeliest typo, and difflib's ratio can rank it below another key
-    swapped = [option for option in FILE_OPTIONS if sorted(option) == sorted(name)]
-    match = swapped or difflib.get_close_matches(name, FILE_OPTIONS, n=1)
-    hint = f"; did you mean {match[0]!r}?" if match else f"; the keys are: {', '.join(FILE_OPTIONS)}"
+    swapped = [option for option in ALL_OPTIONS if sorted(option) == sorted(name)]
+    match = swapped or difflib.get_close_matches(name, ALL_OPTIONS, n=1)
+    hint = f"; did you mean {match[0]!r}?" if match else f"; the keys are: {', '.join(ALL_OPTIONS)}"
     return f"unknown key {key!r} in {where}{hint}"
 
 
@@ -409,9 +440,7 @@ def _from_source(error: ConfigError, origins: dict[str, Origin]) -> ConfigError:
     if error.option is None:
         return ConfigError(f"{error} (root from {origin.label})")
     if origin.kind == "env":
-        if isinstance(origin.raw, str) and error.value != _env_value(
-            origin.key, origin.raw, FILE_OPTIONS[error.option]
-        ):
+        if isinstance(origin.raw, str) and error.value != _env_value(origin.key, origin.raw, ALL_OPTIONS[error.option]):
             # one item of a list is bad: name it, not only the whole variable
             return ConfigError(f"{origin.key}={origin.raw!r}: {error.value!r} {error.problem}")
         return ConfigError(f"{origin.key}={origin.raw!r} {error.problem}")

@@ -12,7 +12,7 @@ import sys
 import threading
 import webbrowser
 
-from .config import FILE_OPTIONS, Resolved, ServerConfig, load_config
+from .config import ALL_OPTIONS, COMMAND_OPTIONS, FILE_OPTIONS, Resolved, ServerConfig, load_config
 from .errors import ConfigError
 from .log import configure_logging
 
@@ -23,10 +23,16 @@ _FLAG_NAMES = {"root": "ROOT", "livereload": "--no-livereload"}
 
 
 def config_from_args(args: argparse.Namespace) -> Resolved:
-    """The ServerConfig of ``execlib serve`` (and ``start``, ``config``): flags > $EXECLIB_* > file > defaults."""
-    flags: dict[str, object] = {name: getattr(args, name, None) for name in FILE_OPTIONS}
+    """The ServerConfig of ``execlib serve`` (and ``start``, ``config``): flags > $EXECLIB_* > file > defaults.
+
+    The command line's own options (``--open``, ``-q``, ``-v``, ``--log-format``) are resolved the
+    same way, into ``resolved.command``.
+    """
+    flags: dict[str, object] = {name: getattr(args, name, None) for name in ALL_OPTIONS}
     flags["livereload"] = False if args.no_livereload else None
-    return load_config(flags, config_file=args.config, use_files=not args.no_config, flag_names=_FLAG_NAMES)
+    return load_config(
+        flags, config_file=args.config, use_files=not args.no_config, flag_names=_FLAG_NAMES, command=True
+    )
 
 
 def resolve_host_port(host: str | None, port: str | int | None) -> tuple[str, int]:
@@ -79,9 +85,14 @@ def open_browser(url: str) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    configure_logging(-1 if args.quiet else 1 if args.verbose else 0, args.log_format)
     _check_build_quoting(args)
-    config = config_from_args(args).config
+    resolved = config_from_args(args)  # first: -q, -v and --log-format may come from a file
+    config = resolved.config
+    for name in COMMAND_OPTIONS:
+        # written back for what reads them from args (serve_folder's --open); only here: `execlib
+        # start` passes its own flags on unchanged to the child, which resolves the same sources
+        setattr(args, name, getattr(resolved.command, name))
+    configure_logging(-1 if args.quiet else 1 if args.verbose else 0, args.log_format)
     check_host(config.host)
     return serve_folder(args, config)
 
@@ -92,6 +103,7 @@ def run_config(args: argparse.Namespace) -> int:
 
     resolved = config_from_args(args)
     shown = {name: _plain(getattr(resolved.config, name)) for name in FILE_OPTIONS}
+    shown.update({name: getattr(resolved.command, name) for name in COMMAND_OPTIONS})
     if args.json:
         options = {name: {"value": value, "source": _source(resolved, name)} for name, value in shown.items()}
         print(json.dumps({"file": resolved.file, "options": options}, indent=2), flush=True)

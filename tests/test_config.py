@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from execlib.config import ServerConfig, load_config
 from execlib.errors import ConfigError
 from execlib.server import Server
 
-from .helpers import execlib_cmd
+from .helpers import execlib_cmd, read_line, start_cli
 from .lifecycle_support import Lab, lab_fixture
 
 
@@ -138,6 +139,8 @@ BAD = [
     ("", {"EXECLIB_PORT": "eighty"}, "EXECLIB_PORT='eighty' must be an int from 0 to 65535"),
     ("", {"EXECLIB_NO_LIVERELOAD": "maybe"}, "EXECLIB_NO_LIVERELOAD='maybe' must be 1 or 0"),
     ("", {"EXECLIB_DELAY": "soon"}, "EXECLIB_DELAY='soon' must be a number of milliseconds"),
+    ('log_format = "xml"', {}, "pyproject.toml [tool.execlib]: log_format = 'xml' must be 'text' or 'json'"),
+    ("", {"EXECLIB_QUIET": "loud"}, "EXECLIB_QUIET='loud' must be 1 or 0"),
     ("", {"EXECLIB_WATCH": "a,nowhere"}, "EXECLIB_WATCH='a,nowhere': 'nowhere' does not exist"),
 ]
 
@@ -157,6 +160,38 @@ def test_bad_configuration_is_one_line_and_exit_2(
     assert result.stdout == ""  # nothing started, nothing half-configured
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"execlib: error: {message}"), result.stderr
+
+
+def test_the_command_lines_own_options_come_from_the_same_sources(project: Path) -> None:
+    write_pyproject(project, 'log_format = "json"\nopen = false\nquiet = true')
+    options = effective(project, "-v", env={"EXECLIB_QUIET": "0"})
+    assert options["log_format"] == {"value": "json", "source": "file pyproject.toml [tool.execlib]"}
+    assert options["quiet"] == {"value": False, "source": "env EXECLIB_QUIET"}
+    assert options["verbose"] == {"value": True, "source": "flag --verbose"}
+    assert options["open"]["value"] is False
+
+
+@pytest.mark.timeout(60)
+def test_serve_logs_in_the_format_a_file_asks_for(project: Path) -> None:
+    (project / "execlib.toml").write_text('root = "site"\nport = 0\nlog_format = "json"\n')
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EXECLIB_")}
+    proc, url = start_cli("serve", cwd=project, env=clean)
+    try:
+        httpx.get(url + "missing.html", timeout=10)
+        record = json.loads(read_line(proc))  # the access log line, as JSON
+        assert record["path"] == "/missing.html" and record["status"] == 404
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
+    assert proc.returncode == 0
+
+
+def test_a_bad_value_anywhere_starts_nothing(project: Path) -> None:
+    (project / "execlib.toml").write_text('root = "site"\nport = 0\nlog_format = "json"\nwatch = ["nowhere"]\n')
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EXECLIB_")}
+    result = subprocess.run(execlib_cmd("serve"), cwd=project, env=clean, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("execlib: error: execlib.toml: watch = "), result.stderr
 
 
 def test_unreadable_config_file(project: Path) -> None:
