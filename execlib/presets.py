@@ -3,7 +3,7 @@
 A preset says which build to run (``sphinx-build`` or ``mkdocs build``, from the same environment as
 execlib when it has the tool, else from PATH), which sources to watch, which folder to serve, and
 which of the generator's own folders to ignore. ``execlib sphinx`` and ``execlib mkdocs`` turn one
-into a ``Server`` (``preset_command.py``); nothing here starts anything.
+into a ``Server`` (``cli/preset.py``); nothing here starts anything.
 
 Layouts recognised with no arguments (the ones ``sphinx-quickstart`` and ``mkdocs new`` write):
 

@@ -73,7 +73,7 @@ def test_jinja2_waits_for_the_first_listing_or_404_page() -> None:
 
 
 def test_serve_command_imports_no_fastapi() -> None:
-    statement = "import execlib.cli, execlib.serve_command, execlib.lifecycle, execlib.server"
+    statement = "import execlib.cli, execlib.cli.serve, execlib.lifecycle, execlib.server"
     assert "fastapi" not in heavy_modules_after(statement)
 
 

@@ -25,7 +25,7 @@ def test_import_stays_free_of_http_modules() -> None:
         "import sys, execlib\n"
         "from execlib import ListenerServer, PathRouter, FileEvent, get_listener\n"
         "from execlib.listeners import inotify, watchfiles\n"
-        "import execlib.watch_command\n"
+        "import execlib.cli.watch\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('uvicorn', 'fastapi', 'starlette')]\n"
         "print(bad)\n"
     )

@@ -77,7 +77,7 @@ def test_good_arguments_are_kept(folders: dict[str, Path]) -> None:
 
 def test_the_command_line_names_flags_for_the_same_errors(folders: dict[str, Path]) -> None:
     from execlib.cli import build_parser, error_message
-    from execlib.serve_command import config_from_args
+    from execlib.cli.serve import config_from_args
 
     args = build_parser().parse_args(["serve", str(folders["site"]), "--build", "make", "--no-config"])
     with pytest.raises(ConfigError) as error:

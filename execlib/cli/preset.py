@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import logging
 
-from .config import ServerConfig
-from .log import configure_logging
-from .presets import Preset, mkdocs_preset, sphinx_preset
-from .serve_command import check_host, resolve_host_port, serve_folder
+from ..config import ServerConfig
+from ..log import configure_logging
+from ..presets import Preset, mkdocs_preset, sphinx_preset
+from .serve import check_host, resolve_host_port, serve_folder
 
 logger = logging.getLogger("execlib.preset")
 
@@ -29,7 +29,7 @@ def run_preset(name: str, args: argparse.Namespace) -> int:
     host, port = resolve_host_port(args.host, args.port)
     preset = make_preset(name, args)
     check_host(host)
-    from .server.warm import WarmCommand
+    from ..server.warm import WarmCommand
 
     build = WarmCommand(
         preset.argv,

@@ -12,9 +12,9 @@ import sys
 import threading
 import webbrowser
 
-from .config import ALL_OPTIONS, COMMAND_OPTIONS, FILE_OPTIONS, Resolved, ServerConfig, load_config
-from .errors import ConfigError
-from .log import configure_logging
+from ..config import ALL_OPTIONS, COMMAND_OPTIONS, FILE_OPTIONS, Resolved, ServerConfig, load_config
+from ..errors import ConfigError
+from ..log import configure_logging
 
 logger = logging.getLogger("execlib")
 
@@ -132,7 +132,7 @@ def _source(resolved: Resolved, name: str) -> str:
 def _check_build_quoting(args: argparse.Namespace) -> None:
     if args.build is not None and args.root is not None and not os.path.exists(args.root) and _root_follows_build(args):
         # `--build make html` takes "html" as the folder to serve: not a folder to create
-        from .cli import build_quoting_hint
+        from . import build_quoting_hint
 
         raise ConfigError(f"folder not found: {args.root} ({build_quoting_hint(args.build, [args.root])})")
 
@@ -153,7 +153,7 @@ def _root_follows_build(args: argparse.Namespace) -> bool:
 def serve_folder(args: argparse.Namespace, config: ServerConfig) -> int:
     """Serve with a ``Server`` made of ``config``, in the foreground, with the command line's
     output (the ``Serving ... at URL`` line, --open, the network warning) and its process options."""
-    from .server import Server
+    from ..server import Server
 
     root, host = os.fspath(config.root), config.host
 
@@ -170,7 +170,7 @@ def serve_folder(args: argparse.Namespace, config: ServerConfig) -> int:
             threading.Thread(target=open_browser, args=(server.url,), daemon=True).start()
 
     server = Server(config=config, pre_serve=announce)
-    from .lifecycle import Lifecycle
+    from ..lifecycle import Lifecycle
 
     Lifecycle.from_args(args).run(server)  # serves; PID/port files, single instance, port holder, --replace
     return 0

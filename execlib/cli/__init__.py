@@ -12,8 +12,8 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 
-from . import __version__
-from .errors import ConfigError, ExeclibError
+from .. import __version__
+from ..errors import ConfigError, ExeclibError
 
 PROG = "execlib"
 
@@ -103,13 +103,13 @@ def _add_config_command(commands: argparse._SubParsersAction[argparse.ArgumentPa
 
 
 def _config(args: argparse.Namespace) -> int:
-    from .serve_command import run_config
+    from .serve import run_config
 
     return run_config(args)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .serve_command import run_serve
+    from .serve import run_serve
 
     return run_serve(args)
 
@@ -157,7 +157,7 @@ def _add_lifecycle_commands(
 def _lifecycle(name: str) -> Callable[[argparse.Namespace], int]:
     # import on use: `execlib --help` must not pay for the lifecycle modules
     def handler(args: argparse.Namespace) -> int:
-        from . import lifecycle_command
+        from . import lifecycle as lifecycle_command
 
         return int(getattr(lifecycle_command, name)(args))
 
@@ -219,7 +219,7 @@ def _add_preset_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
 
 def _preset(name: str) -> Callable[[argparse.Namespace], int]:
     def handler(args: argparse.Namespace) -> int:
-        from .preset_command import run_preset
+        from .preset import run_preset
 
         return run_preset(name, args)
 
@@ -245,7 +245,7 @@ def _add_watch_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from .watch_command import run_watch
+    from .watch import run_watch
 
     return run_watch(args)
 

@@ -11,10 +11,10 @@ import json
 import os
 import sys
 
-from .errors import ConfigError
-from .lifecycle import precheck_port, print_notice, replace_servers, start_detached
-from .process import RunFiles, already_running_error, running_server, status, stop
-from .serve_command import config_from_args
+from ..errors import ConfigError
+from ..lifecycle import precheck_port, print_notice, replace_servers, start_detached
+from ..process import RunFiles, already_running_error, running_server, status, stop
+from .serve import config_from_args
 
 # `execlib start` options that are not passed on to the `execlib serve` child (or are passed explicitly)
 _NOT_FORWARDED = frozenset({"root", "host", "port", "pid_file", "timeout", "help"})

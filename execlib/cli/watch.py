@@ -20,10 +20,10 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from .errors import ConfigError
-from .event import FileEvent
-from .listener_server import ListenerServer
-from .log import configure_logging
+from ..errors import ConfigError
+from ..event import FileEvent
+from ..listener_server import ListenerServer
+from ..log import configure_logging
 
 logger = logging.getLogger("execlib.watch")
 
@@ -137,7 +137,7 @@ def run_watch(args: argparse.Namespace) -> int:
     if args.debounce < 0:
         raise ConfigError(f"--debounce must be 0 or more milliseconds, not {args.debounce}")
 
-    from .routers.path import PathRouter
+    from ..routers.path import PathRouter
 
     runner = CommandRunner(command)
     router = PathRouter()
