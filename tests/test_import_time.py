@@ -123,3 +123,57 @@ def test_execlib_help_entry_point_imports_nothing_heavy() -> None:
     imported = {line.rsplit("|", 1)[-1].strip() for line in report}
     assert "execlib.cli" in imported  # the report is complete enough to trust
     assert not {name for name in imported if name.split(".")[0] in HEAVY}
+
+
+# the parts of uvicorn, Starlette and websockets that the first page never needs
+NOT_FOR_A_PAGE = ("uvicorn.main", "click", "websockets", "starlette.responses", "starlette.websockets", "anyio")
+
+PROBE_MODULES = """
+import json, sys
+exec(sys.argv[1])
+print(json.dumps(sorted(name for name in {names!r} if name in sys.modules)))
+"""
+
+
+def modules_after(statement: str, names: tuple[str, ...]) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE_MODULES.format(names=names), statement], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_serving_pages_leaves_uvicorns_command_line_and_websockets_unimported() -> None:
+    serve_pages = SERVE_AND_ASK.replace('"__execlib__/nothing", "missing.html"', "")
+    assert modules_after(serve_pages, NOT_FOR_A_PAGE) == []
+    # the probe can fail: the first live-reload connection brings the server's WebSocket parts
+    server_side = ("starlette.websockets", "uvicorn.protocols.websockets.websockets_sansio_impl")
+    connect = serve_pages + (
+        "    from websockets.sync.client import connect\n"
+        "    with connect(server.url.replace('http', 'ws') + 'livereload') as ws:\n"
+        '        ws.send(\'{"command": "hello", "protocols": ["http://livereload.com/protocols/official-7"]}\')\n'
+        "        ws.recv(timeout=10)\n"
+    )
+    assert modules_after(serve_pages, server_side) == []
+    assert modules_after(connect, server_side) == sorted(server_side)
+
+
+USE_UVICORN_AFTER = """
+import execlib, tempfile, urllib.request
+{before}
+root = tempfile.mkdtemp()
+with execlib.Server(root, port=0) as server:
+    urllib.request.urlopen(server.url + "__execlib__/health", timeout=10).read()
+import uvicorn, uvicorn.config, uvicorn.server
+from uvicorn import main
+assert callable(uvicorn.run) and callable(main)
+assert uvicorn.Config is uvicorn.config.Config and uvicorn.Server is uvicorn.server.Server
+assert uvicorn.__version__ and "uvicorn.main" in sys.modules
+"""
+
+
+@pytest.mark.parametrize("before", ["", "import uvicorn"])
+def test_uvicorn_is_whole_for_code_that_imports_it_later(before: str) -> None:
+    # execlib skips uvicorn's __init__ (its command line); any use of the package runs it after all
+    statement = USE_UVICORN_AFTER.format(before=before)
+    assert modules_after(statement, ("uvicorn.main", "click")) == ["click", "uvicorn.main"]

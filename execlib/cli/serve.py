@@ -10,7 +10,6 @@ import os
 import socket
 import sys
 import threading
-import webbrowser
 
 from ..config import ALL_OPTIONS, COMMAND_OPTIONS, FILE_OPTIONS, Resolved, ServerConfig, load_config
 from ..errors import ConfigError
@@ -75,6 +74,8 @@ def check_host(host: str) -> None:
 
 def open_browser(url: str) -> None:
     """Open ``url`` in the user's browser, or say that it did not happen (and where to go)."""
+    import webbrowser  # here: only --open needs it, and it is start-up time
+
     try:
         opened = webbrowser.open(url)
     except Exception as exc:  # webbrowser raises what its launchers raise; none of it may end serving

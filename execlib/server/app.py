@@ -19,10 +19,7 @@ import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable
-from importlib.resources import files
 from typing import TYPE_CHECKING
-
-from starlette.websockets import WebSocket
 
 from .accesslog import AccessLogMiddleware
 from .inject import InjectMiddleware
@@ -68,9 +65,8 @@ class Dispatcher:
         self.hub = hub
         self.inject = inject
         self._own_http: dict[str, Endpoint] = {HEALTH_PATH: self._health}
-        self._client = b""
+        self._client = b""  # the script, read on its first request (importlib.resources is start-up time)
         if hub is not None:
-            self._client = files("execlib.server").joinpath("client/livereload.js").read_bytes()
             self._own_http[LIVERELOAD_JS] = self._livereload_js
         self._api: FastAPI | None = None
         self._api_app: ASGIApp | None = None  # the API app with its middleware; set before _api
@@ -117,6 +113,10 @@ class Dispatcher:
                 await own(scope, receive, send)
                 return
         elif path == LIVERELOAD_SOCKET and self.hub is not None:
+            # Imported on the first connection: Starlette's WebSocket brings its requests and
+            # responses, which the start-up (and every plain file) does without.
+            from starlette.websockets import WebSocket
+
             await self.hub.serve(WebSocket(scope, receive, send))
             return
         api_app = self._api_app
@@ -208,6 +208,10 @@ class Dispatcher:
         await _respond(scope, send, 200, data, b"application/json")
 
     async def _livereload_js(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._client:
+            from importlib.resources import files
+
+            self._client = files("execlib.server").joinpath("client/livereload.js").read_bytes()
         await _respond(scope, send, 200, self._client, b"text/javascript; charset=utf-8")
 
 

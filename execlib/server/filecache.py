@@ -108,6 +108,31 @@ class FileCache:
             return None
         return entry.digest
 
+    def stale_paths(self) -> list[tuple[str, bool]]:
+        """``(path, gone)`` for each cached file whose file on disk is no longer the version cached.
+
+        What a server that starts watching after it began serving checks once watching is on: a
+        file served before then and changed before then would otherwise never be announced.
+        A racy entry (see ``RACY_SECONDS``) is compared by content, as its stat may not show an edit.
+        """
+        stale: list[tuple[str, bool]] = []
+        for path, entry in list(self._entries.items()):
+            try:
+                st = os.stat(path)
+            except OSError:
+                stale.append((path, True))
+                continue
+            if stat_signature(st) != entry.signature or (entry.racy and self._content_changed(path, entry)):
+                stale.append((path, False))
+        return stale
+
+    def _content_changed(self, path: str, entry: CachedFile) -> bool:
+        try:
+            with open(path, "rb") as f:
+                return content_digest(f.read(self.max_file_size + 1)) != entry.digest
+        except OSError:
+            return True
+
     def _load(
         self,
         path: str,

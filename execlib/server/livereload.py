@@ -26,15 +26,15 @@ import logging
 import os
 import posixpath
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
-
 from .paths import MAX_TARGET_BYTES, BadPath, Kind, SiteResolver, url_segments
+
+if TYPE_CHECKING:
+    from starlette.websockets import WebSocket
 
 logger = logging.getLogger("execlib.livereload")
 
@@ -116,7 +116,7 @@ class ReloadHub:
         self.resolver = resolver
         self.fallback = fallback
         self.pages: set[Page] = set()
-        self.boot_id = uuid.uuid4().hex
+        self.boot_id = os.urandom(16).hex()  # tells a restarted server's pages apart
         self.generation = 0
         self.error: tuple[str, str] | None = None  # the build overlay shown to new pages
         self.served: dict[str, tuple[int, int]] = {}  # page file -> (mtime_ns, size) when last served
@@ -131,6 +131,10 @@ class ReloadHub:
 
     async def serve(self, websocket: WebSocket) -> None:
         """Run one client connection until it closes."""
+        # Starlette's websockets module is imported by the caller, which made ``websocket``; the
+        # functions below that name its exceptions only ever run for a connection (see app.py).
+        from starlette.websockets import WebSocketDisconnect
+
         await websocket.accept()
         client = websocket.client
         page = Page(websocket, f"{client.host}:{client.port}" if client else "?")
@@ -151,6 +155,8 @@ class ReloadHub:
             self.pages.discard(page)
 
     async def _receive(self, page: Page) -> dict[str, Any]:
+        from starlette.websockets import WebSocketDisconnect
+
         message = await page.websocket.receive()
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000))
@@ -401,6 +407,8 @@ class ReloadHub:
 
     async def _send(self, page: Page, message: dict[str, Any]) -> bool:
         """Send with a deadline: a client that vanished without closing must not delay the others."""
+        from starlette.websockets import WebSocketDisconnect
+
         try:
             await asyncio.wait_for(page.websocket.send_text(json.dumps(message)), self.send_timeout)
             return True
@@ -436,6 +444,8 @@ def _error_message(title: str, text: str) -> dict[str, Any]:
 
 
 async def _close(websocket: WebSocket, code: int) -> None:
+    from starlette.websockets import WebSocketDisconnect, WebSocketState
+
     if websocket.application_state == WebSocketState.DISCONNECTED:
         return
     try:

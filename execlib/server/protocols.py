@@ -18,12 +18,9 @@ import logging
 from typing import Any, cast
 
 import httptools
-from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from uvicorn.server import ServerState
 
 from .limits import HEADER_TIMEOUT, LINGER, MAX_HEADER_BYTES
+from .uvicorn_core import Config, HttpToolsProtocol, ServerState
 
 logger = logging.getLogger("execlib.server")
 
@@ -37,7 +34,7 @@ class _Refused(Exception):
     """Raised from a parser callback to stop parsing a request that was already answered."""
 
 
-def _peer(client: tuple[str, int] | None) -> str:
+def peer_name(client: tuple[str, int] | None) -> str:
     return f"{client[0]}:{client[1]}" if client else "?"
 
 
@@ -172,7 +169,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self.loop.time() < deadline:  # a later head than the one this timer was set for
             self._timer = self.loop.call_at(deadline, self._check_head)
             return
-        peer = _peer(self.client)
+        peer = peer_name(self.client)
         if self._head_bytes == 0 and (self.cycle is None or self.cycle.response_complete):
             logger.debug("closing %s: no request within %s s", peer, self.header_timeout)
             self.transport.close()
@@ -215,20 +212,14 @@ def http_protocol(header_timeout: float, max_header_bytes: int) -> type[LimitedH
     return cast(type[LimitedHttpToolsProtocol], configured)
 
 
-class QuietWebSocketsProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sans-I/O WebSocket protocol; a text message that is not UTF-8 closes the
-    connection with 1007 as before, but is logged in one line instead of with a traceback."""
+def websocket_protocol(*args: Any, **kwargs: Any) -> asyncio.Protocol:
+    """The WebSocket protocol to give uvicorn (``Config(ws=...)``), imported on the first upgrade.
 
-    def send_receive_event_to_app(self) -> None:
-        if self.curr_msg_data_type == "text" and not self.close_sent:
-            data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
-            try:
-                data.decode()
-            except UnicodeDecodeError:
-                self.frames = []
-                peer = _peer(self.client)
-                logger.warning("WebSocket %s sent a text message that is not UTF-8; closing (1007)", peer)
-                self.conn.send_close(1007)
-                self.handle_parser_exception()  # tells the app, sends the close frame, closes
-                return
-        super().send_receive_event_to_app()
+    uvicorn calls ``ws`` with keyword arguments to make the protocol of each upgraded
+    connection, so a function serves as well as a class; the sans-I/O protocol and the
+    ``websockets`` package behind it (a tenth of the start-up) are then imported only when a
+    browser first opens the live-reload socket, never before the first page is served.
+    """
+    from .ws_protocol import QuietWebSocketsProtocol
+
+    return QuietWebSocketsProtocol(*args, **kwargs)

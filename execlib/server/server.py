@@ -20,10 +20,9 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-import uvicorn
-
 from ..config import OPTION_NAMES, ServerConfig
 from ..errors import BindError, ConfigError, PortInUseError
+from ..event import Action, FileEvent
 from ..fspath import given_path
 from ..listener import Listener, ListenerDiedError
 from ..runloop import BlockingService, close_loop, install_shutdown_signals, new_loop
@@ -32,8 +31,10 @@ from .arguments import check_runtime_arguments
 from .build import BuildTarget
 from .limits import HEADER_TIMEOUT, MAX_HEADER_BYTES, raise_open_file_limit
 from .livereload import ReloadHub, Sent
-from .protocols import QuietWebSocketsProtocol, http_protocol
+from .protocols import http_protocol, websocket_protocol
 from .static import StaticSite
+from .uvicorn_core import Config as UvicornConfig
+from .uvicorn_core import Server as UvicornServer
 from .watching import ReloadController, build_reload_listener, run_on_loop, site_relative
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class ListenerFailedError(ListenerDiedError):
     """
 
 
-class _Uvicorn(uvicorn.Server):
+class _Uvicorn(UvicornServer):
     """uvicorn's Server with our readiness hook, without its signal capture, and with a shutdown
     that ends what outlives the graceful timeout as a client disconnect.
 
@@ -60,7 +61,7 @@ class _Uvicorn(uvicorn.Server):
     Ctrl-C into KeyboardInterrupt; ``Server.start`` installs its own handlers.
     """
 
-    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None], drop_after: float) -> None:
+    def __init__(self, config: UvicornConfig, on_started: Callable[[], None], drop_after: float) -> None:
         super().__init__(config)
         self._on_started = on_started
         self._drop_after = drop_after
@@ -227,6 +228,7 @@ class Server(BlockingService):
         self._finished = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_error: BaseException | None = None
+        self._watcher: threading.Thread | None = None  # sets watching up once serving (see start())
 
     # -- addresses ----------------------------------------------------------------
 
@@ -290,7 +292,7 @@ class Server(BlockingService):
             raise_open_file_limit()  # idle connections must not run the process out of descriptors
             loop = self._loop_arg or new_loop()
             self._loop = loop
-            config = uvicorn.Config(
+            config = UvicornConfig(
                 self.asgi,
                 log_config=None,
                 access_log=False,
@@ -298,7 +300,7 @@ class Server(BlockingService):
                 # our subclasses of uvicorn's httptools and websockets-sansio protocols: request
                 # heads get a deadline and a size cap, and bad UTF-8 one log line (protocols.py)
                 http=http_protocol(self.header_timeout, self.max_header_bytes),
-                ws=QuietWebSocketsProtocol,
+                ws=websocket_protocol,  # type: ignore[arg-type]  # a factory: see protocols.websocket_protocol
                 ws_max_size=1 << 20,
                 # connections still open after graceful_timeout are dropped (see _Uvicorn.shutdown);
                 # uvicorn's cancelling of what still runs then is only the backstop
@@ -307,27 +309,17 @@ class Server(BlockingService):
                 server_header=False,
                 proxy_headers=False,  # a dev server is not behind a proxy; skip the per-request check
             )
-            self._uvicorn = _Uvicorn(config, on_started=self._ready.set, drop_after=self.graceful_timeout)
+            self._uvicorn = _Uvicorn(config, on_started=self._serving_started, drop_after=self.graceful_timeout)
+            if not self._watch_before_serving():
+                self._watcher = threading.Thread(
+                    target=self._watch_while_serving, args=(loop,), name="execlib-watch-setup", daemon=True
+                )
 
         restore_signals = install_shutdown_signals(self.handle_signals, self.shutdown)
         try:
-            if self.livereload or self.controller.build_target is not None:
-                self._own_listeners.append(
-                    build_reload_listener(
-                        self.controller,
-                        extra_watch=self.watch,
-                        ignore=self.ignore,
-                        delay_ms=self.delay,
-                        poll=self.poll,
-                        gitignore=self.gitignore,
-                    )
-                )
-            self._start_listeners(loop)
-            builder = self.controller.ensure_builder()
-            if builder is not None and self.build_on_start and not self._shutdown_requested:
-                # Through the runner, like every other build: a change the listeners report meanwhile
-                # waits for it (one more build after it), never runs beside it.
-                loop.run_until_complete(builder.build_now())
+            if self._watcher is None:
+                self._start_watching(loop)
+                self._build_on_start(loop)
             self._startup_built.set()
             if self.pre_serve is not None:
                 self.pre_serve(self)
@@ -336,6 +328,8 @@ class Server(BlockingService):
                 loop.run_until_complete(self._uvicorn.serve(sockets=[sock]))
         finally:
             self._startup_built.set()
+            if self._watcher is not None and self._watcher.is_alive():
+                self._watcher.join()  # it sees the shutdown and starts nothing more
             self._stop_listeners()
             self.controller.gate.close()  # its timer lives on this loop; a restart starts afresh
             self._close_builder(loop)
@@ -347,8 +341,71 @@ class Server(BlockingService):
         if self.fatal_error is not None:
             raise ListenerFailedError(f"stopped serving: {self.fatal_error}")
 
+    # Watching is set up while the first requests are served, when nothing needs it before:
+    # importing and compiling the watch rules and starting inotify is a fifth of the time from
+    # launch to the first response. Ready (``start_in_thread()``, the banner) still means
+    # watching; a file served before watching began and changed before then is announced once
+    # it has (``_catch_up``). A build on start keeps the order watch, build, serve: changes made
+    # during the build must not be lost, and nothing is served before it anyway.
+
+    def _watch_before_serving(self) -> bool:
+        return self.build_on_start and self.controller.build_target is not None
+
+    def _start_watching(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.livereload or self.controller.build_target is not None:
+            self._own_listeners.append(
+                build_reload_listener(
+                    self.controller,
+                    extra_watch=self.watch,
+                    ignore=self.ignore,
+                    delay_ms=self.delay,
+                    poll=self.poll,
+                    gitignore=self.gitignore,
+                )
+            )
+        self._start_listeners(loop)
+
+    def _build_on_start(self, loop: asyncio.AbstractEventLoop) -> None:
+        builder = self.controller.ensure_builder()
+        if builder is not None and self.build_on_start and not self._shutdown_requested:
+            # Through the runner, like every other build: a change the listeners report meanwhile
+            # waits for it (one more build after it), never runs beside it.
+            loop.run_until_complete(builder.build_now())
+
+    def _serving_started(self) -> None:
+        """uvicorn accepts connections (on the loop): ready now, or once watching is set up."""
+        if self._watcher is None:
+            self._ready.set()
+        else:
+            self._watcher.start()
+
+    def _watch_while_serving(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            with self._lock:  # shutdown() waits for this, then stops what it started
+                if self._shutdown_requested:
+                    return
+                self._start_watching(loop)
+            self._catch_up(loop)
+        except Exception as error:
+            self._listener_failed(error)
+        finally:
+            self._ready.set()
+
+    def _catch_up(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Announce the files served before watching began that have changed since they were served."""
+        if not self.livereload or self.static_site is None:
+            return
+        events: list[Any] = []
+        for path, gone in self.static_site.cache.stale_paths():
+            name = site_relative(self.root, path)
+            if name is not None:
+                action = Action.DELETED if gone else Action.MODIFIED
+                events.append(FileEvent(endpoint=self.root, name=name, action=action))
+        if events:
+            run_on_loop(loop, self.controller.site_changed(events))
+
     def start_in_thread(self, timeout: float = 10.0) -> Server:
-        """Start in a background thread; return once requests are being served.
+        """Start in a background thread; return once requests are being served and files watched.
 
         Bind errors (PortInUseError) are raised here, in the caller's thread.
         ``timeout`` bounds the start-up itself; a ``build_on_start`` build is
@@ -483,5 +540,5 @@ def _check_readable_folder(path: str, shown: str) -> None:
         raise ConfigError(f"cannot read folder {shown}: {reason}") from None
 
 
-def _set_should_exit(uv: uvicorn.Server) -> None:
+def _set_should_exit(uv: UvicornServer) -> None:
     uv.should_exit = True

@@ -23,7 +23,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
-from starlette.responses import FileResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from .filecache import NO_CACHE, FileCache, http_date, weak_etag
@@ -161,6 +160,10 @@ class StaticSite:
             if status == 200 and _not_modified(headers, etag, st.st_mtime):
                 await self._send_not_modified(send, etag.encode(), last_modified.encode())
                 return
+            # Imported here: Starlette's responses (and anyio behind them) are a tenth of the
+            # start-up, and small files, the first page among them, never need them.
+            from starlette.responses import FileResponse
+
             response = FileResponse(
                 fs_path,
                 status_code=status,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 import shlex
 import signal
 import sys
@@ -89,7 +88,8 @@ class WarmCommand:
         worker = self._worker
         if worker is not None and worker.returncode is None:
             return worker
-        self._sentinel = "\x1eexeclib-" + secrets.token_hex(8)
+        # random enough never to occur in a tool's output by chance (not a secret)
+        self._sentinel = "\x1eexeclib-" + os.urandom(8).hex()
         worker = self._worker = await asyncio.create_subprocess_exec(
             self.interpreter,
             "-c",
