@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import OPTION_NAMES, ServerConfig, load_config
 from .lifecycle import DEFAULT_START_TIMEOUT, Lifecycle, precheck_port, replace_servers, start_detached
+from .mounts import checked_mounts
 from .process import RunFiles, already_running_error, running_server
 
 if TYPE_CHECKING:
@@ -106,6 +107,9 @@ def _serve_args(server_options: dict[str, Any]) -> list[str]:
         elif name in _VALUE_OPTIONS:
             if value is not None:
                 args += [_VALUE_OPTIONS[name], str(value)]
+        elif name == "mounts":
+            for prefix, folder in checked_mounts(value):  # absolute: the child runs in another folder
+                args += ["--mount", f"{prefix}={folder}"]
         else:
             raise TypeError(
                 f"serve_background() got an unexpected option {name!r}; "

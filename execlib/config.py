@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .fspath import given_path
+from .mounts import checked_mounts, rebased_mounts
 
 if TYPE_CHECKING:
     from .server.build import BuildTarget
@@ -73,6 +74,9 @@ class ServerConfig:
     warnings_as_errors: bool = False
     header_timeout: float = HEADER_TIMEOUT
     max_header_bytes: int = MAX_HEADER_BYTES
+    # other folders served at URL prefixes: "PREFIX=DIR" strings, (prefix, dir) pairs or a
+    # {prefix: dir} mapping; kept as a tuple of (prefix, absolute dir) once checked
+    mounts: Iterable[str | tuple[str, str | os.PathLike[str]]] | Mapping[str, str | os.PathLike[str]] = ()
 
     def __post_init__(self) -> None:
         _check_switches_and_address(self)
@@ -84,6 +88,7 @@ class ServerConfig:
         object.__setattr__(self, "ignore", tuple(_ignore_globs(self.ignore)))
         _check_build_sources(self, given)
         _check_root(self)
+        object.__setattr__(self, "mounts", checked_mounts(self.mounts))
 
     def replace(self, **changes: Any) -> ServerConfig:
         """A copy with ``changes``, checked again."""
@@ -214,6 +219,7 @@ FILE_OPTIONS: dict[str, str] = {
     "build_timeout": "float",
     "build_on_start": "bool",
     "warnings_as_errors": "bool",
+    "mounts": "mounts",
 }
 
 #: options of the command line itself (what it prints, whether it opens a browser), not of the
@@ -326,7 +332,7 @@ def _env_value(var: str, text: str, kind: str) -> object:
         raise ConfigError(f"{var}={text!r} must be 1 or 0 (or true/false, yes/no, on/off)")
     if kind in ("int", "float"):
         return _number(text.strip(), kind)
-    if kind in ("paths", "list"):
+    if kind in ("paths", "list", "mounts"):
         return [item.strip() for item in text.split(",") if item.strip()]  # lists are comma-separated
     return text
 
@@ -408,7 +414,7 @@ def _apply_file(found: tuple[str, str | None], values: dict[str, Any], origins: 
         if name not in ALL_OPTIONS:
             raise ConfigError(_unknown_key(key, where))
         if name in origins:  # the command line's own options are read only by the command line
-            values[name] = _rebased(value, base) if ALL_OPTIONS[name] in ("path", "paths") else value
+            values[name] = _rebased_option(ALL_OPTIONS[name], value, base)
             origins[name] = Origin("file", where, key, value)
 
 
@@ -421,6 +427,14 @@ def _unknown_key(key: str, where: str) -> str:
     match = swapped or difflib.get_close_matches(name, ALL_OPTIONS, n=1)
     hint = f"; did you mean {match[0]!r}?" if match else f"; the keys are: {', '.join(ALL_OPTIONS)}"
     return f"unknown key {key!r} in {where}{hint}"
+
+
+def _rebased_option(kind: str, value: object, base: str) -> object:
+    if kind in ("path", "paths"):
+        return _rebased(value, base)
+    if kind == "mounts":
+        return rebased_mounts(value, base)
+    return value
 
 
 def _rebased(value: object, base: str) -> object:

@@ -58,6 +58,8 @@ MATRIX = {
     "ignore": ('ignore = ["*.f"]', {"EXECLIB_IGNORE": "*.e1,*.e2"}, ["--ignore", "*.x"],
                (["*.f"], ["*.e1", "*.e2"], ["*.x"]), []),
     "watch": ('watch = ["a"]', {"EXECLIB_WATCH": "{p}/b"}, ["--watch", "{p}/c"], (["{p}/a"], ["{p}/b"], ["{p}/c"]), []),
+    "mounts": ('mounts = { "/m" = "a" }', {"EXECLIB_MOUNTS": "/m={p}/b,/n={p}/a"}, ["--mount", "/m/={p}/c"],
+               ([["/m", "{p}/a"]], [["/m", "{p}/b"], ["/n", "{p}/a"]], [["/m", "{p}/c"]]), []),
 }  # fmt: skip
 
 
@@ -142,6 +144,8 @@ BAD = [
     ('log_format = "xml"', {}, "pyproject.toml [tool.execlib]: log_format = 'xml' must be 'text' or 'json'"),
     ("", {"EXECLIB_QUIET": "loud"}, "EXECLIB_QUIET='loud' must be 1 or 0"),
     ("", {"EXECLIB_WATCH": "a,nowhere"}, "EXECLIB_WATCH='a,nowhere': 'nowhere' does not exist"),
+    ('mounts = ["/m=a", "/m=b"]', {}, "pyproject.toml [tool.execlib]: mounts = '/m="),
+    ("", {"EXECLIB_MOUNTS": "/livereload=a"}, "EXECLIB_MOUNTS='/livereload=a': '/livereload=a' takes /livereload"),
 ]
 
 

@@ -33,6 +33,14 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         "--follow-symlinks", action="store_true", default=None, help="serve symlinks that point outside ROOT"
     )
     parser.add_argument("--fallback", metavar="FILE", help="page served for unknown extensionless paths (SPA)")
+    parser.add_argument(
+        "--mount",
+        action="append",
+        default=None,
+        dest="mounts",
+        metavar="PREFIX=DIR",
+        help="also serve (and watch) DIR at the URL prefix PREFIX, like /assets=../shared (repeatable)",
+    )
     parser.add_argument("--open", action="store_true", default=None, help="open the default browser once ready")
     parser.add_argument("-q", "--quiet", action="store_true", default=None, help="no access log, errors only")
     parser.add_argument("-v", "--verbose", action="store_true", default=None, help="debug logging")
@@ -280,8 +288,12 @@ def build_quoting_hint(command: str, words: Sequence[str]) -> str:
     )
 
 
+# options whose flag is not "--" + their name
+_FLAGS = {"mounts": "--mount"}
+
+
 def _flag(option: str) -> str:
-    return "--" + option.replace("_", "-")
+    return _FLAGS.get(option) or "--" + option.replace("_", "-")
 
 
 def _shown(value: object) -> str:

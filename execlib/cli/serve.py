@@ -18,7 +18,7 @@ from ..log import configure_logging
 logger = logging.getLogger("execlib")
 
 # the flags of `execlib serve` whose names are not "--" + the option's name
-_FLAG_NAMES = {"root": "ROOT", "livereload": "--no-livereload"}
+_FLAG_NAMES = {"root": "ROOT", "livereload": "--no-livereload", "mounts": "--mount"}
 
 
 def config_from_args(args: argparse.Namespace) -> Resolved:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .mounts import SiteMap
 from .paths import MAX_TARGET_BYTES, BadPath, Kind, SiteResolver, url_segments
 
 if TYPE_CHECKING:
@@ -112,18 +113,19 @@ class Page:
 class ReloadHub:
     """Tracks connected pages and sends each change to the pages it touches."""
 
-    def __init__(self, resolver: SiteResolver | None, fallback: str | None = None) -> None:
-        self.resolver = resolver
+    def __init__(self, resolver: SiteResolver | SiteMap | None, fallback: str | None = None) -> None:
+        # Files are named by the URL path they are served at (execlib.server.mounts): a SiteMap
+        # maps between the two across ROOT and its mounts; a lone resolver is ROOT alone.
+        self.sites = SiteMap(resolver) if isinstance(resolver, SiteResolver) else resolver
         self.fallback = fallback
         self.pages: set[Page] = set()
         self.boot_id = os.urandom(16).hex()  # tells a restarted server's pages apart
         self.generation = 0
         self.error: tuple[str, str] | None = None  # the build overlay shown to new pages
-        self.served: dict[str, tuple[int, int]] = {}  # page file -> (mtime_ns, size) when last served
+        self.served: dict[str, tuple[int, int]] = {}  # page's file path -> (mtime_ns, size) when last served
         # True while changes are being held back (a burst in progress): they will be sent when it
         # ends, so a page that reconnects meanwhile must not be reloaded early as well.
         self.changes_pending: Callable[[], bool] = lambda: False
-        self._relative: dict[str, str] = {}
         self.handshake_timeout = HANDSHAKE_TIMEOUT
         self.send_timeout = SEND_TIMEOUT
 
@@ -248,7 +250,7 @@ class ReloadHub:
 
     def _page_files(self, path: str) -> tuple[str | None, frozenset[str]]:
         """(file the page shows, files a 404 page waits for)."""
-        if self.resolver is None:
+        if self.sites is None:
             return None, frozenset()
         shown = self._file_for(path)
         if shown is not None:
@@ -267,49 +269,42 @@ class ReloadHub:
         return None, frozenset(wanted)
 
     def _listing_for(self, path: str) -> str | None:
-        if self.resolver is None or not path.endswith("/"):
+        if self.sites is None or not path.endswith("/"):
             return None
         try:
-            target = self.resolver.resolve(path)
+            target, name = self.sites.resolve(path)
         except BadPath:
             return None
-        if target.kind is not Kind.DIRECTORY:
-            return None
-        return os.path.relpath(target.fs_path, self.resolver.root).replace(os.sep, "/").removeprefix(".")
+        return name if target.kind is Kind.DIRECTORY else None
 
     def _file_for(self, url_path: str) -> str | None:
-        if self.resolver is None or len(url_path) > MAX_TARGET_BYTES:  # a URL the server would answer 414
+        if self.sites is None or len(url_path) > MAX_TARGET_BYTES:  # a URL the server would answer 414
             return None
         try:
-            target = self.resolver.resolve(url_path)
+            target, name = self.sites.resolve(url_path)
         except BadPath:
             return None
         if target.kind is Kind.REDIRECT:
             return self._file_for(url_path + "/")
-        if target.kind is not Kind.FILE:
-            return None
-        return os.path.relpath(target.fs_path, self.resolver.root).replace(os.sep, "/")
+        return name if target.kind is Kind.FILE else None
 
     def _is_stale(self, page: Page) -> bool:
-        if page.page_file is None or self.resolver is None or page.page_file not in self.served:
+        if page.page_file is None or self.sites is None or self.changes_pending():
             return False
-        if self.changes_pending():
+        fs_path = self.sites.fs_path(page.page_file)
+        served = self.served.get(fs_path) if fs_path is not None else None
+        if fs_path is None or served is None:
             return False
         try:
-            st = os.stat(os.path.join(self.resolver.root, page.page_file))
+            st = os.stat(fs_path)
         except OSError:
             return False
-        return (st.st_mtime_ns, st.st_size) != self.served[page.page_file]
+        return (st.st_mtime_ns, st.st_size) != served
 
     def record_served(self, fs_path: str, st: os.stat_result) -> None:
-        """Called by the static site when it serves an HTML page."""
-        if self.resolver is not None:
-            rel = self._relative.get(fs_path)
-            if rel is None:  # on every HTML request: remember the relative name, relpath is slow
-                rel = self._relative[fs_path] = os.path.relpath(fs_path, self.resolver.root).replace(os.sep, "/")
-                if len(self._relative) > 4096:
-                    self._relative.clear()
-            self.served[rel] = (st.st_mtime_ns, st.st_size)
+        """Called by the static site (ROOT's or a mount's) when it serves an HTML page."""
+        # keyed by the path the site served it from, which is the path SiteMap.fs_path gives its name
+        self.served[fs_path] = (st.st_mtime_ns, st.st_size)
 
     # -- changes ----------------------------------------------------------------------
 

@@ -17,12 +17,11 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..config import OPTION_NAMES, ServerConfig
 from ..errors import BindError, ConfigError, PortInUseError
-from ..event import Action, FileEvent
 from ..fspath import given_path
 from ..listener import Listener, ListenerDiedError
 from ..runloop import BlockingService, close_loop, install_shutdown_signals, new_loop
@@ -31,14 +30,16 @@ from .arguments import check_runtime_arguments
 from .build import BuildTarget
 from .limits import HEADER_TIMEOUT, MAX_HEADER_BYTES, raise_open_file_limit
 from .livereload import ReloadHub, Sent
+from .mounts import MountedSites, SiteMap
 from .protocols import http_protocol, websocket_protocol
 from .static import StaticSite
 from .uvicorn_core import Config as UvicornConfig
 from .uvicorn_core import Server as UvicornServer
-from .watching import ReloadController, build_reload_listener, run_on_loop, site_relative
+from .watching import ReloadController, build_reload_listener, run_on_loop
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from starlette.types import ASGIApp
 
 logger = logging.getLogger("execlib.server")
 
@@ -130,9 +131,10 @@ class Server(BlockingService):
     (read it back from ``bound_addr`` or ``url``). ``managed_listeners`` are
     started with the server, get the server's loop for their async callbacks,
     and are stopped first on shutdown. ``pre_serve`` is called with the Server
-    once the socket is bound, before requests are served. ``header_timeout`` (seconds) and
-    ``max_header_bytes`` bound each request head: a client slower than that gets 408 (or is
-    closed, if it sent nothing), one larger gets 431.
+    once the socket is bound, before requests are served. ``mounts`` serves other folders at URL
+    prefixes (``{"/assets": "../shared"}``, or ``"PREFIX=DIR"`` strings), watched like ``root``.
+    ``header_timeout`` (seconds) and ``max_header_bytes`` bound each request head: a client
+    slower than that gets 408 (or is closed, if it sent nothing), one larger gets 431.
     """
 
     _log = logger
@@ -163,6 +165,7 @@ class Server(BlockingService):
         warnings_as_errors: bool = False,
         header_timeout: float = HEADER_TIMEOUT,
         max_header_bytes: int = MAX_HEADER_BYTES,
+        mounts: Iterable[str | tuple[str, str | os.PathLike[str]]] | Mapping[str, str | os.PathLike[str]] = (),
         config: ServerConfig | None = None,
     ) -> None:
         # locals() holds exactly the arguments at this point: every one is checked before any is used
@@ -196,22 +199,49 @@ class Server(BlockingService):
         self.gitignore = config.gitignore
         build, build_timeout, warnings_as_errors = config.build, config.build_timeout, config.warnings_as_errors
 
+        self.mounts: tuple[tuple[str, str], ...] = tuple(config.mounts)  # type: ignore[arg-type]  # checked pairs
         self.static_site = (
             StaticSite(self.root, follow_symlinks=config.follow_symlinks, fallback=fallback, inject=livereload)
             if config.static
             else None
         )
+        # one StaticSite per mount, sharing ROOT's file cache and its 404 page
+        self.mount_sites = [
+            StaticSite(
+                folder,
+                follow_symlinks=config.follow_symlinks,
+                inject=livereload,
+                cache=self.static_site.cache,
+                prefix=prefix,
+                not_found_page=self.static_site.not_found_page,
+            )
+            for prefix, folder in self.mounts
+            if self.static_site is not None
+        ]
         self.build_on_start = config.build_on_start
-        resolver = self.static_site.resolver if self.static_site else None
-        self.hub = ReloadHub(resolver, fallback=fallback)
+        sites = (
+            SiteMap(self.static_site.resolver, [(site.prefix, site.resolver) for site in self.mount_sites])
+            if self.static_site
+            else None
+        )
+        self.hub = ReloadHub(sites, fallback=fallback)
         self.controller = ReloadController(
-            self.hub, self.root, build=build, build_timeout=build_timeout, warnings_as_errors=warnings_as_errors
+            self.hub,
+            self.root,
+            build=build,
+            build_timeout=build_timeout,
+            warnings_as_errors=warnings_as_errors,
+            mounts=self.mounts if self.static_site else (),
         )
         if livereload and self.static_site is not None:
-            self.static_site.on_html_served = self.hub.record_served
+            for site in (self.static_site, *self.mount_sites):
+                site.on_html_served = self.hub.record_served
             self.controller.known_digest = self.static_site.cache.digest_of
+        files: ASGIApp | None = self.static_site
+        if self.static_site is not None and self.mount_sites:
+            files = MountedSites(self.static_site, self.mount_sites)
         # FastAPI is built only if someone reads server.app (see the property)
-        self.dispatcher = Dispatcher(self.root, self.static_site, self.hub if livereload else None, inject=livereload)
+        self.dispatcher = Dispatcher(self.root, files, self.hub if livereload else None, inject=livereload)
         self.asgi = build_asgi(self.dispatcher)
         self._own_listeners: list[Listener] = []
 
@@ -395,12 +425,7 @@ class Server(BlockingService):
         """Announce the files served before watching began that have changed since they were served."""
         if not self.livereload or self.static_site is None:
             return
-        events: list[Any] = []
-        for path, gone in self.static_site.cache.stale_paths():
-            name = site_relative(self.root, path)
-            if name is not None:
-                action = Action.DELETED if gone else Action.MODIFIED
-                events.append(FileEvent(endpoint=self.root, name=name, action=action))
+        events = self.controller.served_events(self.static_site.cache.stale_paths())  # ROOT's and the mounts'
         if events:
             run_on_loop(loop, self.controller.site_changed(events))
 
@@ -452,10 +477,13 @@ class Server(BlockingService):
         names: list[str] = []
         for path in paths:
             text = os.fspath(path)
-            rel = site_relative(self.root, text) if os.path.isabs(text) else text.replace(os.sep, "/")
-            if rel is None:
+            if not os.path.isabs(text):
+                names.append(text.replace(os.sep, "/"))  # a URL path, or a name relative to ROOT
+                continue
+            served = self.controller.names_of_path(text)  # a file of ROOT or of a mount
+            if not served:
                 return run_on_loop(self._loop, _pages(self.hub.reload_all())) or 0
-            names.append(rel)
+            names.extend(served)
         return run_on_loop(self._loop, _pages(self.hub.changed(names))) or 0
 
     def alert(self, message: str) -> int:

@@ -47,7 +47,12 @@ def _templates() -> Any:
 
 
 class StaticSite:
-    """ASGI app serving one folder for development."""
+    """ASGI app serving one folder for development.
+
+    ``prefix`` is the URL path it is served at (``/assets`` for a mount, ``""`` for ROOT): it is
+    taken off request paths to find files, and kept in redirects, listings and 404 pages.
+    ``not_found_page`` is the custom 404 page (default: ``404.html`` in ``root``).
+    """
 
     def __init__(
         self,
@@ -57,9 +62,13 @@ class StaticSite:
         fallback: str | None = None,
         inject: bool = True,
         cache: FileCache | None = None,
+        prefix: str = "",
+        not_found_page: str | None = None,
     ) -> None:
         self.resolver = SiteResolver(root, follow_symlinks)
         self.root = self.resolver.root
+        self.prefix = prefix
+        self.not_found_page = not_found_page or os.path.join(self.root, "404.html")
         self.fallback = fallback
         self.inject = inject
         self.cache = cache or FileCache()
@@ -85,6 +94,13 @@ class StaticSite:
             await self._send_simple(send, 405, b"Method Not Allowed\n", extra=[(b"allow", b"GET, HEAD")], head=False)
             return
         head = method == "HEAD"
+        if self.prefix:
+            # The dispatcher sent only paths under the prefix here. The raw path stays whole: it is
+            # only searched for encoded separators, which are refused in the prefix as anywhere.
+            path = path[len(self.prefix) :]
+            if not path:  # the mount itself, like a folder without its slash
+                await self._redirect(scope, send, head)
+                return
         try:
             target = self.resolver.resolve(path, scope.get("raw_path"))
         except BadPath as bad:
@@ -234,9 +250,8 @@ class StaticSite:
         await self._send_html(scope, send, 200, page.encode(), head)
 
     async def _not_found(self, scope: Scope, send: Send, head: bool) -> None:
-        custom = os.path.join(self.root, "404.html")
         try:
-            with open(custom, "rb") as f:
+            with open(self.not_found_page, "rb") as f:
                 body = f.read()
         except OSError:
             body = _templates().get_template("404.html").render(path=scope["path"]).encode()

@@ -26,11 +26,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ..event import Action, Event, FileEvent
+from ..mounts import prefix_of
 from .build import BuildResult, BuildRunner, BuildTarget
 from .buildwrites import BuildWrites
 from .burst import ChangeGate
 from .filecache import content_digest
 from .livereload import CSS_EXTENSIONS, IMAGE_EXTENSIONS, ReloadHub
+from .mounts import url_name
 
 logger = logging.getLogger("execlib.livereload")
 changes_logger = logging.getLogger("execlib.changes")
@@ -89,9 +91,16 @@ class ReloadController:
         build_timeout: float | None = None,
         *,
         warnings_as_errors: bool = False,
+        mounts: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.hub = hub
         self.root = root
+        # The folders served, each with the URL prefixes it is served at (ROOT's is ""; one folder
+        # may be mounted twice, or inside ROOT): a change is announced under each URL it has.
+        self.folders: dict[str, list[str]] = {root: [""]}
+        for prefix, folder in mounts:
+            self.folders.setdefault(folder, []).append(prefix)
+        self.prefixes = [prefix for prefix, _ in mounts]
         self.hooks: list[ChangeHook] = []
         self.build_target = build
         self.build_timeout = build_timeout
@@ -162,9 +171,41 @@ class ReloadController:
         if not changes:
             return
         await self.run_hooks(changes)
-        deleted = [e.name for e in changes if e.action is Action.DELETED]
-        sent = await self.hub.changed([e.name for e in changes], deleted=deleted)
-        changes_logger.info("changed: %s -> %s", shown_names([e.name for e in changes]), sent.summary())
+        names = [name for e in changes for name in self.url_names(e)]
+        if not names:
+            return  # only files that a mount hides: no URL serves them
+        deleted = [name for e in changes if e.action is Action.DELETED for name in self.url_names(e)]
+        sent = await self.hub.changed(names, deleted=deleted)
+        changes_logger.info("changed: %s -> %s", shown_names(names), sent.summary())
+
+    def url_names(self, event: Event) -> list[str]:
+        """The names (URL paths without the leading slash) a served file's event is announced as.
+
+        ``event.endpoint`` is the served folder it was reported under. A name under a longer
+        prefix than its folder's is another folder's file (``assets/x`` of ROOT when a mount is at
+        ``/assets``): no URL serves it, and it has no name.
+        """
+        names = []
+        for prefix in self.folders.get(event.endpoint, ("",)):
+            name = url_name(prefix, event.name or os.curdir)
+            if prefix_of("/" + name, self.prefixes) == prefix:
+                names.append(name)
+        return names
+
+    def names_of_path(self, path: str) -> list[str]:
+        """The names of the URLs the file at ``path`` is served at (none: it is in no served folder)."""
+        return [name for event in self.served_events([(path, False)]) for name in self.url_names(event)]
+
+    def served_events(self, paths: Sequence[tuple[str, bool]]) -> list[FileEvent]:
+        """Events for files of the served folders, given as (absolute path, gone), as a listener would report them."""
+        events = []
+        for path, gone in paths:
+            action = Action.DELETED if gone else Action.MODIFIED
+            for folder in self.folders:
+                name = site_relative(folder, path)
+                if name is not None:
+                    events.append(FileEvent(endpoint=folder, name="" if name == "." else name, action=action))
+        return events
 
     def _real_changes(self, events: list[Event]) -> list[FileEvent]:
         """The net events as the tree is now: gone files are deletions, same-bytes rewrites vanish."""
@@ -276,7 +317,8 @@ def build_reload_listener(
 
     router = PathRouter()
     common: dict[str, Any] = {"delay": delay_ms, "batch": True, "gitignore": gitignore}
-    router.register(controller.root, controller.site_changed, glob="**/*", ignore=tuple(ignore), debounce=0, **common)
+    for folder in controller.folders:  # ROOT and each mounted folder
+        router.register(folder, controller.site_changed, glob="**/*", ignore=tuple(ignore), debounce=0, **common)
     for path in extra_watch:
         own = tuple(ignore)
         inside = site_relative(path, controller.root) if os.path.isdir(path) else None
