@@ -335,3 +335,21 @@ def test_serve_background_passes_mounts_on_absolute(layout: Path, monkeypatch: p
 
     monkeypatch.chdir(layout)
     assert _serve_args({"mounts": {"/assets/": "shared"}}) == ["--mount", f"/assets={layout / 'shared'}"]
+
+
+def test_a_404_page_in_a_mount_recovers_and_the_fallback_stays_roots(layout: Path, serve) -> None:
+    write(layout / "site" / "app.html", "<html><body>shell</body></html>")
+    server = mount_server(serve, layout, fallback="app.html")
+
+    async def run() -> None:
+        missing = await handshake(server, "/assets/new.html", [])
+        spa = await handshake(server, "/users/42", [])
+        await until_pages_known(server, 2)
+        assert {p.page_file for p in server.hub.pages} == {None, "app.html"}  # /assets/new.html is a 404
+        write(layout / "shared" / "new.html", "<html><body>new</body></html>")
+        assert (await next_message(missing))["path"] == "/assets/new.html"
+        write(layout / "site" / "app.html", "<html><body>shell v2</body></html>")
+        assert (await next_message(spa))["path"] == "/app.html"
+        assert await nothing_within(missing, 0.2)
+
+    run_async(run())

@@ -264,7 +264,7 @@ class ReloadHub:
         if not path.endswith("/") and base:
             wanted.add(posixpath.join(base, "index.html"))
         last = segments[-1] if segments else ""
-        if self.fallback and "." not in last:
+        if self.fallback and "." not in last and not self.sites.split(path)[0]:  # mounts have no fallback
             return self.fallback, frozenset(wanted)
         return None, frozenset(wanted)
 
