@@ -36,6 +36,7 @@ SWITCHES = (
     "static",
     "livereload",
     "follow_symlinks",
+    "clean_urls",
     "handle_signals",
     "poll",
     "gitignore",
@@ -59,6 +60,7 @@ class ServerConfig:
     livereload: bool = True
     follow_symlinks: bool = False
     fallback: str | None = None
+    clean_urls: bool = False
     handle_signals: bool = True
     graceful_timeout: float = 1.0
     # given as any iterable (or one path / glob); kept as a tuple of str once checked
@@ -205,6 +207,7 @@ FILE_OPTIONS: dict[str, str] = {
     "livereload": "bool",
     "follow_symlinks": "bool",
     "fallback": "str",
+    "clean_urls": "bool",
     "watch": "paths",
     "ignore": "list",
     "delay": "float",

@@ -33,6 +33,12 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         "--follow-symlinks", action="store_true", default=None, help="serve symlinks that point outside ROOT"
     )
     parser.add_argument("--fallback", metavar="FILE", help="page served for unknown extensionless paths (SPA)")
+    parser.add_argument(
+        "--clean-urls",
+        action="store_true",
+        default=None,
+        help="serve /about from about.html when there is no file or folder about (as GitHub Pages, Netlify)",
+    )
     parser.add_argument("--open", action="store_true", default=None, help="open the default browser once ready")
     parser.add_argument("-q", "--quiet", action="store_true", default=None, help="no access log, errors only")
     parser.add_argument("-v", "--verbose", action="store_true", default=None, help="debug logging")

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .paths import MAX_TARGET_BYTES, BadPath, Kind, SiteResolver, url_segments
+from .paths import MAX_TARGET_BYTES, BadPath, Kind, SiteResolver
 
 if TYPE_CHECKING:
     from starlette.websockets import WebSocket
@@ -247,24 +247,17 @@ class ReloadHub:
             page.resources = frozenset(files)  # type: ignore[arg-type]
 
     def _page_files(self, path: str) -> tuple[str | None, frozenset[str]]:
-        """(file the page shows, files a 404 page waits for)."""
+        """(file the page shows, files a 404 page waits for), both by the resolver's rules."""
         if self.resolver is None:
             return None, frozenset()
         shown = self._file_for(path)
         if shown is not None:
             return shown, frozenset()
-        try:
-            segments = url_segments(path)
-        except BadPath:
-            return None, frozenset()
-        base = "/".join(segments)
-        wanted = {posixpath.join(base, "index.html")} if path.endswith("/") or not base else {base}
-        if not path.endswith("/") and base:
-            wanted.add(posixpath.join(base, "index.html"))
-        last = segments[-1] if segments else ""
-        if self.fallback and "." not in last:
-            return self.fallback, frozenset(wanted)
-        return None, frozenset(wanted)
+        wanted = self.resolver.wanted_files(path)
+        last = path.rstrip("/").rsplit("/", 1)[-1]
+        if wanted and self.fallback and "." not in last:
+            return self.fallback, wanted
+        return None, wanted
 
     def _listing_for(self, path: str) -> str | None:
         if self.resolver is None or not path.endswith("/"):
@@ -280,15 +273,7 @@ class ReloadHub:
     def _file_for(self, url_path: str) -> str | None:
         if self.resolver is None or len(url_path) > MAX_TARGET_BYTES:  # a URL the server would answer 414
             return None
-        try:
-            target = self.resolver.resolve(url_path)
-        except BadPath:
-            return None
-        if target.kind is Kind.REDIRECT:
-            return self._file_for(url_path + "/")
-        if target.kind is not Kind.FILE:
-            return None
-        return os.path.relpath(target.fs_path, self.resolver.root).replace(os.sep, "/")
+        return self.resolver.page_file(url_path)
 
     def _is_stale(self, page: Page) -> bool:
         if page.page_file is None or self.resolver is None or page.page_file not in self.served:

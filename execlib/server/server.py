@@ -132,7 +132,8 @@ class Server(BlockingService):
     and are stopped first on shutdown. ``pre_serve`` is called with the Server
     once the socket is bound, before requests are served. ``header_timeout`` (seconds) and
     ``max_header_bytes`` bound each request head: a client slower than that gets 408 (or is
-    closed, if it sent nothing), one larger gets 431.
+    closed, if it sent nothing), one larger gets 431. ``clean_urls`` serves ``/about`` from
+    ``about.html`` when no file or folder ``about`` answers it (docs/static.rst has the precedence).
     """
 
     _log = logger
@@ -149,6 +150,7 @@ class Server(BlockingService):
         *,
         follow_symlinks: bool = False,
         fallback: str | None = None,
+        clean_urls: bool = False,
         pre_serve: Callable[[Server], None] | None = None,
         handle_signals: bool = True,
         graceful_timeout: float = 1.0,
@@ -197,11 +199,19 @@ class Server(BlockingService):
         build, build_timeout, warnings_as_errors = config.build, config.build_timeout, config.warnings_as_errors
 
         self.static_site = (
-            StaticSite(self.root, follow_symlinks=config.follow_symlinks, fallback=fallback, inject=livereload)
+            StaticSite(
+                self.root,
+                follow_symlinks=config.follow_symlinks,
+                fallback=fallback,
+                inject=livereload,
+                clean_urls=config.clean_urls,
+            )
             if config.static
             else None
         )
         self.build_on_start = config.build_on_start
+        # The hub maps page URLs to files with the static site's own resolver (clean URLs included),
+        # so a page is reloaded for exactly the file it was served.
         resolver = self.static_site.resolver if self.static_site else None
         self.hub = ReloadHub(resolver, fallback=fallback)
         self.controller = ReloadController(
