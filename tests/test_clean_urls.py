@@ -11,6 +11,8 @@ import httpx
 import pytest
 
 from execlib.api import _serve_args
+from execlib.cli import build_parser
+from execlib.cli.lifecycle import forwarded_serve_args
 from execlib.config import load_config
 from execlib.errors import ConfigError
 from execlib.server import Server
@@ -292,5 +294,8 @@ def test_command_line_flag_and_bad_values(tmp_path: Path) -> None:
         load_config({"root": str(tmp_path)}, env={"EXECLIB_CLEAN_URLS": "maybe"}, use_files=False)
     with pytest.raises(ConfigError, match="clean_urls='yes' must be True or False"):
         Server(tmp_path, clean_urls="yes")  # type: ignore[arg-type]
+    # serve_background() and `execlib start` pass it on to the detached `execlib serve`
     assert _serve_args({"clean_urls": True}) == ["--clean-urls"]
     assert _serve_args({"clean_urls": False}) == []
+    start = build_parser().parse_args(["start", "--clean-urls", str(tmp_path)])
+    assert "--clean-urls" in forwarded_serve_args(start.subparser, start)
