@@ -91,7 +91,13 @@ def _api_config(
 
 
 # serve_background() keyword -> how it appears on the `execlib serve` command line
-_FLAG_OPTIONS = {"follow_symlinks": "--follow-symlinks", "open": "--open", "quiet": "--quiet", "verbose": "--verbose"}
+_FLAG_OPTIONS = {
+    "follow_symlinks": "--follow-symlinks",
+    "clean_urls": "--clean-urls",
+    "open": "--open",
+    "quiet": "--quiet",
+    "verbose": "--verbose",
+}
 _VALUE_OPTIONS = {"fallback": "--fallback", "log_format": "--log-format"}
 
 

@@ -37,6 +37,7 @@ SWITCHES = (
     "static",
     "livereload",
     "follow_symlinks",
+    "clean_urls",
     "handle_signals",
     "poll",
     "gitignore",
@@ -60,6 +61,7 @@ class ServerConfig:
     livereload: bool = True
     follow_symlinks: bool = False
     fallback: str | None = None
+    clean_urls: bool = False
     handle_signals: bool = True
     graceful_timeout: float = 1.0
     # given as any iterable (or one path / glob); kept as a tuple of str once checked
@@ -210,6 +212,7 @@ FILE_OPTIONS: dict[str, str] = {
     "livereload": "bool",
     "follow_symlinks": "bool",
     "fallback": "str",
+    "clean_urls": "bool",
     "watch": "paths",
     "ignore": "list",
     "delay": "float",

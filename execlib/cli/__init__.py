@@ -41,6 +41,12 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         metavar="PREFIX=DIR",
         help="also serve (and watch) DIR at the URL prefix PREFIX, like /assets=../shared (repeatable)",
     )
+    parser.add_argument(
+        "--clean-urls",
+        action="store_true",
+        default=None,
+        help="serve /about from about.html when there is no file or folder about (as GitHub Pages, Netlify)",
+    )
     parser.add_argument("--open", action="store_true", default=None, help="open the default browser once ready")
     parser.add_argument("-q", "--quiet", action="store_true", default=None, help="no access log, errors only")
     parser.add_argument("-v", "--verbose", action="store_true", default=None, help="debug logging")

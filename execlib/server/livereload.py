@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .mounts import SiteMap
-from .paths import MAX_TARGET_BYTES, BadPath, Kind, SiteResolver, url_segments
+from .paths import MAX_TARGET_BYTES, BadPath, Kind, SiteResolver
 
 if TYPE_CHECKING:
     from starlette.websockets import WebSocket
@@ -249,24 +249,17 @@ class ReloadHub:
             page.resources = frozenset(files)  # type: ignore[arg-type]
 
     def _page_files(self, path: str) -> tuple[str | None, frozenset[str]]:
-        """(file the page shows, files a 404 page waits for)."""
+        """(file the page shows, files a 404 page waits for), both by the static sites' own rules."""
         if self.sites is None:
             return None, frozenset()
         shown = self._file_for(path)
         if shown is not None:
             return shown, frozenset()
-        try:
-            segments = url_segments(path)
-        except BadPath:
-            return None, frozenset()
-        base = "/".join(segments)
-        wanted = {posixpath.join(base, "index.html")} if path.endswith("/") or not base else {base}
-        if not path.endswith("/") and base:
-            wanted.add(posixpath.join(base, "index.html"))
-        last = segments[-1] if segments else ""
-        if self.fallback and "." not in last and not self.sites.split(path)[0]:  # mounts have no fallback
-            return self.fallback, frozenset(wanted)
-        return None, frozenset(wanted)
+        wanted = self.sites.wanted_files(path)
+        last = path.rstrip("/").rsplit("/", 1)[-1]
+        if wanted and self.fallback and "." not in last and not self.sites.split(path)[0]:  # mounts have no fallback
+            return self.fallback, wanted
+        return None, wanted
 
     def _listing_for(self, path: str) -> str | None:
         if self.sites is None or not path.endswith("/"):
@@ -280,13 +273,7 @@ class ReloadHub:
     def _file_for(self, url_path: str) -> str | None:
         if self.sites is None or len(url_path) > MAX_TARGET_BYTES:  # a URL the server would answer 414
             return None
-        try:
-            target, name = self.sites.resolve(url_path)
-        except BadPath:
-            return None
-        if target.kind is Kind.REDIRECT:
-            return self._file_for(url_path + "/")
-        return name if target.kind is Kind.FILE else None
+        return self.sites.page_file(url_path)
 
     def _is_stale(self, page: Page) -> bool:
         if page.page_file is None or self.sites is None or self.changes_pending():

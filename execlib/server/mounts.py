@@ -56,6 +56,18 @@ class SiteMap:
             return target, None
         return target, url_name(prefix, os.path.relpath(target.fs_path, resolver.root))
 
+    def page_file(self, path: str) -> str | None:
+        """The name of the file a page or resource URL shows, redirects followed as a browser
+        would (the resolver's rules, clean URLs included); None when it shows no file."""
+        prefix, resolver = self.split(path)
+        relative = resolver.page_file(path[len(prefix) :] or "/")
+        return None if relative is None else url_name(prefix, relative)
+
+    def wanted_files(self, path: str) -> frozenset[str]:
+        """The names of the files that would give a page at ``path`` if they appeared (a 404 page waits for them)."""
+        prefix, resolver = self.split(path)
+        return frozenset(url_name(prefix, name) for name in resolver.wanted_files(path[len(prefix) :] or "/"))
+
     def fs_path(self, name: str) -> str | None:
         """The file a name stands for now, or None when no URL has that name."""
         path = "/" + name

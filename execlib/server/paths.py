@@ -11,6 +11,7 @@ prefix of ``/a/a/a/...``) would freeze the server for seconds per request.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import stat
 import sys
@@ -50,13 +51,14 @@ class BadPath(Exception):
 class Kind(Enum):
     FILE = "file"
     DIRECTORY = "directory"
-    REDIRECT = "redirect"
+    REDIRECT = "redirect"  # to the path with a slash added: a folder named without one
+    UNSLASH = "unslash"  # to the path without its trailing slash: ``/about/`` when ``about.html`` answers ``/about``
     MISSING = "missing"
     FORBIDDEN = "forbidden"  # inside root, but the server's user may not read or enter it
 
 
 class Target(NamedTuple):
-    """What a URL path names: a file, a folder (listing), a redirect to the slashed folder, or nothing."""
+    """What a URL path names: a file, a folder (listing), a redirect (adding or removing the slash), or nothing."""
 
     kind: Kind
     fs_path: str = ""
@@ -110,11 +112,17 @@ class SiteResolver:
     ``root`` is kept as given, symlinks and all, so every request goes through
     it to the folder it names at that moment: a ``current`` symlink swapped to
     a new release is served from at once, costing nothing when root is a plain folder.
+
+    With ``clean_urls``, a path that names no file also tries the same path plus ``.html``
+    (``/about`` -> ``about.html``), the way GitHub Pages and Netlify serve sites; see ``resolve``
+    for the precedence. The static site and the live-reload hub both ask this resolver, so a page
+    and the file it shows are matched by one rule.
     """
 
-    def __init__(self, root: str | os.PathLike[str], follow_symlinks: bool = False) -> None:
+    def __init__(self, root: str | os.PathLike[str], follow_symlinks: bool = False, clean_urls: bool = False) -> None:
         self.root = given_path(root)
         self.follow_symlinks = follow_symlinks
+        self.clean_urls = clean_urls
         # Segments are joined onto this; each separator after it ends one folder below root.
         self._prefix = self.root if self.root.endswith(os.sep) else self.root + os.sep
         # (path, raw_path) -> (filesystem path, the folders between root and it when they are
@@ -220,39 +228,81 @@ class SiteResolver:
         return reached
 
     def resolve(self, path: str, raw_path: bytes | None = None) -> Target:
-        """Resolve a decoded URL path (``/a/b.html``); raises BadPath for hostile paths."""
+        """Resolve a decoded URL path (``/a/b.html``); raises BadPath for hostile paths.
+
+        With ``clean_urls``, when the path names no regular file, ``<path>.html`` is tried before
+        the folder rules (Netlify's precedence): ``/about`` serves ``about.html`` even when a folder
+        ``about/`` exists too, and ``/about/`` redirects to ``/about`` (Kind.UNSLASH) rather than
+        showing that folder, so each page has one URL and its relative links resolve as they will
+        when deployed. A file named exactly ``about`` still wins.
+        """
         fs_path, folders = self._map(path, raw_path)
         try:
             st = self._stat_inside(fs_path, folders)
-            if st is None:
-                return Target(Kind.MISSING)
-            if stat.S_ISREG(st.st_mode):
+            if st is not None and stat.S_ISREG(st.st_mode):
                 return Target(Kind.FILE, fs_path, st)
-            if stat.S_ISDIR(st.st_mode):
-                if not path.endswith("/"):
-                    return Target(Kind.REDIRECT, fs_path)
-                # When fs_path is root it is no folder "between": the user named it, symlink or not.
-                if fs_path == self.root:
-                    index, index_folders = self._prefix + "index.html", folders
-                else:
-                    index = fs_path + os.sep + "index.html"
-                    index_folders = None if folders is None else (*folders, fs_path)
-                index_st = self._stat_inside(index, index_folders)
-                if index_st is not None and stat.S_ISREG(index_st.st_mode):
-                    return Target(Kind.FILE, index, index_st)
-                return Target(Kind.DIRECTORY, fs_path, st)
+            if self.clean_urls and fs_path != self.root and (st is None or stat.S_ISDIR(st.st_mode)):
+                # Same folders as fs_path: only the last segment grows, and it was checked to hold
+                # no separator or dot-segment, so this opens no new way out of root.
+                html = fs_path + ".html"
+                html_st = self._stat_inside(html, folders)
+                if html_st is not None and stat.S_ISREG(html_st.st_mode):
+                    return Target(Kind.UNSLASH if path.endswith("/") else Kind.FILE, html, html_st)
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                return self._folder(path, fs_path, folders, st)
         except PermissionError:
             return Target(Kind.FORBIDDEN, fs_path)
         return Target(Kind.MISSING)
 
+    def _folder(self, path: str, fs_path: str, folders: tuple[str, ...] | None, st: os.stat_result) -> Target:
+        """A folder: the redirect to its slashed path, its ``index.html``, or its listing."""
+        if not path.endswith("/"):
+            return Target(Kind.REDIRECT, fs_path)
+        # When fs_path is root it is no folder "between": the user named it, symlink or not.
+        if fs_path == self.root:
+            index, index_folders = self._prefix + "index.html", folders
+        else:
+            index = fs_path + os.sep + "index.html"
+            index_folders = None if folders is None else (*folders, fs_path)
+        index_st = self._stat_inside(index, index_folders)
+        if index_st is not None and stat.S_ISREG(index_st.st_mode):
+            return Target(Kind.FILE, index, index_st)
+        return Target(Kind.DIRECTORY, fs_path, st)
+
     def page_file(self, path: str) -> str | None:
-        """The file a page URL shows (``/`` -> ``index.html``), relative to root with ``/``; None if none."""
+        """The file a page URL shows (``/`` -> ``index.html``), relative to root with ``/``; None if none.
+
+        Redirects are followed as a browser would, so ``/docs`` shows ``docs/index.html`` and, with
+        clean URLs, ``/about/`` shows ``about.html``.
+        """
         try:
             target = self.resolve(path)
+            if target.kind is Kind.REDIRECT:
+                target = self.resolve(path + "/")
+            elif target.kind is Kind.UNSLASH:
+                target = self.resolve(path[:-1])
         except BadPath:
             return None
-        if target.kind is Kind.REDIRECT:
-            target = self.resolve(path + "/")
         if target.kind is not Kind.FILE:
             return None
         return os.path.relpath(target.fs_path, self.root).replace(os.sep, "/")
+
+    def wanted_files(self, path: str) -> frozenset[str]:
+        """The files (relative to root, with ``/``) that would give a page at ``path`` if they appeared.
+
+        A 404 page waits for these: ``/docs`` for ``docs`` or ``docs/index.html``, and with clean
+        URLs for ``docs.html`` too. Empty for a path that can never name a file.
+        """
+        try:
+            segments = url_segments(path)
+        except BadPath:
+            return frozenset()
+        base = "/".join(segments)
+        if not base:
+            return frozenset({"index.html"})
+        wanted = {posixpath.join(base, "index.html")}
+        if not path.endswith("/"):
+            wanted.add(base)
+        if self.clean_urls:
+            wanted.add(base + ".html")
+        return frozenset(wanted)

@@ -135,6 +135,8 @@ class Server(BlockingService):
     prefixes (``{"/assets": "../shared"}``, or ``"PREFIX=DIR"`` strings), watched like ``root``.
     ``header_timeout`` (seconds) and ``max_header_bytes`` bound each request head: a client
     slower than that gets 408 (or is closed, if it sent nothing), one larger gets 431.
+    ``clean_urls`` serves ``/about`` from ``about.html`` when no file or folder ``about`` answers
+    it (docs/static.rst has the precedence).
     """
 
     _log = logger
@@ -151,6 +153,7 @@ class Server(BlockingService):
         *,
         follow_symlinks: bool = False,
         fallback: str | None = None,
+        clean_urls: bool = False,
         pre_serve: Callable[[Server], None] | None = None,
         handle_signals: bool = True,
         graceful_timeout: float = 1.0,
@@ -201,7 +204,13 @@ class Server(BlockingService):
 
         self.mounts: tuple[tuple[str, str], ...] = tuple(config.mounts)  # type: ignore[arg-type]  # checked pairs
         self.static_site = (
-            StaticSite(self.root, follow_symlinks=config.follow_symlinks, fallback=fallback, inject=livereload)
+            StaticSite(
+                self.root,
+                follow_symlinks=config.follow_symlinks,
+                fallback=fallback,
+                inject=livereload,
+                clean_urls=config.clean_urls,
+            )
             if config.static
             else None
         )
@@ -214,11 +223,14 @@ class Server(BlockingService):
                 cache=self.static_site.cache,
                 prefix=prefix,
                 not_found_page=self.static_site.not_found_page,
+                clean_urls=config.clean_urls,
             )
             for prefix, folder in self.mounts
             if self.static_site is not None
         ]
         self.build_on_start = config.build_on_start
+        # The hub maps page URLs to files with the static sites' own resolvers (mounts and clean
+        # URLs included), so a page is reloaded for exactly the file it was served.
         sites = (
             SiteMap(self.static_site.resolver, [(site.prefix, site.resolver) for site in self.mount_sites])
             if self.static_site

@@ -3,7 +3,8 @@
 Rules: every response carries ``Cache-Control: no-cache``; files have a
 content-hash ``ETag`` and ``Last-Modified`` and answer conditional requests
 with 304; ``Range`` is honoured (via Starlette's ``FileResponse``); folders
-redirect to their slashed form and show ``index.html`` or a listing; missing
+redirect to their slashed form and show ``index.html`` or a listing; with clean
+URLs ``/about`` serves ``about.html`` (and ``/about/`` redirects to ``/about``); missing
 paths get the site's ``404.html`` or ours, or the SPA fallback page. A file or
 folder the server's user may not read gets 403 and one log line; a request
 target over ``MAX_TARGET_BYTES`` gets 414 before anything is resolved.
@@ -64,8 +65,9 @@ class StaticSite:
         cache: FileCache | None = None,
         prefix: str = "",
         not_found_page: str | None = None,
+        clean_urls: bool = False,
     ) -> None:
-        self.resolver = SiteResolver(root, follow_symlinks)
+        self.resolver = SiteResolver(root, follow_symlinks, clean_urls)
         self.root = self.resolver.root
         self.prefix = prefix
         self.not_found_page = not_found_page or os.path.join(self.root, "404.html")
@@ -109,11 +111,16 @@ class StaticSite:
             else:
                 await self._not_found(scope, send, head)
             return
+        await self._answer(scope, receive, send, target, head)
 
+    async def _answer(self, scope: Scope, receive: Receive, send: Send, target: Target, head: bool) -> None:
+        """Send what the resolver found for the request's path."""
         if target.kind is Kind.FILE:
             await self._send_file(scope, receive, send, target.fs_path, target.st, head, 200)
         elif target.kind is Kind.REDIRECT:
             await self._redirect(scope, send, head)
+        elif target.kind is Kind.UNSLASH:
+            await self._redirect(scope, send, head, slash=False)
         elif target.kind is Kind.DIRECTORY:
             await self._listing(scope, send, target, head)
         elif target.kind is Kind.FORBIDDEN:
@@ -210,9 +217,10 @@ class StaticSite:
 
     # -- folders, redirects, errors ----------------------------------------------------
 
-    async def _redirect(self, scope: Scope, send: Send, head: bool) -> None:
+    async def _redirect(self, scope: Scope, send: Send, head: bool, slash: bool = True) -> None:
+        """307 to the path with a slash added (a folder) or, with ``slash=False``, its trailing one removed."""
         raw = scope.get("raw_path") or quote(scope["path"]).encode()
-        location = raw + b"/"
+        location = raw + b"/" if slash else raw[:-1]
         if scope.get("query_string"):
             location += b"?" + scope["query_string"]
         await self._send_simple(send, 307, b"", extra=[(b"location", location)], head=head)
