@@ -10,6 +10,7 @@ environment variable a bad value came from.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ HEADER_TIMEOUT = 10.0
 MAX_HEADER_BYTES = 64 * 1024
 
 #: the options that are plain True/False switches
+#: the event loops a server can run on ("auto": uvloop when installed, with ``execlib[fast]``)
+EVENT_LOOPS = ("auto", "asyncio", "uvloop")
+
 SWITCHES = (
     "static",
     "livereload",
@@ -79,9 +83,11 @@ class ServerConfig:
     # other folders served at URL prefixes: "PREFIX=DIR" strings, (prefix, dir) pairs or a
     # {prefix: dir} mapping; kept as a tuple of (prefix, absolute dir) once checked
     mounts: Iterable[str | tuple[str, str | os.PathLike[str]]] | Mapping[str, str | os.PathLike[str]] = ()
+    event_loop: str = "auto"
 
     def __post_init__(self) -> None:
         _check_switches_and_address(self)
+        _check_event_loop(self.event_loop)
         _check_durations_and_limits(self)
         _check_build_and_fallback(self)
         given, watch = _watch_paths(self.watch)
@@ -118,6 +124,15 @@ def _check_switches_and_address(config: ServerConfig) -> None:
         raise ConfigError("must be an int from 0 to 65535 (0 picks a free port)", option="port", value=port)
     if not 0 <= port <= 65535:
         raise ConfigError("is out of range: use 0-65535 (0 picks a free port)", option="port", value=port)
+
+
+def _check_event_loop(kind: object) -> None:
+    if kind not in EVENT_LOOPS:
+        raise ConfigError("must be 'auto', 'asyncio' or 'uvloop'", option="event_loop", value=kind)
+    if kind == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise ConfigError(
+            "cannot be used: uvloop is not installed (pip install 'execlib[fast]')", option="event_loop", value=kind
+        )
 
 
 def _check_durations_and_limits(config: ServerConfig) -> None:
@@ -223,11 +238,19 @@ FILE_OPTIONS: dict[str, str] = {
     "build_on_start": "bool",
     "warnings_as_errors": "bool",
     "mounts": "mounts",
+    "event_loop": "str",
 }
 
 #: options of the command line itself (what it prints, whether it opens a browser), not of the
 #: Server; set from the same sources, and kept in a CommandOptions beside the ServerConfig
-COMMAND_OPTIONS: dict[str, str] = {"open": "bool", "quiet": "bool", "verbose": "bool", "log_format": "str"}
+COMMAND_OPTIONS: dict[str, str] = {
+    "open": "bool_or_path",
+    "browser": "str",
+    "quiet": "bool",
+    "verbose": "bool",
+    "log_format": "str",
+    "banner": "str",
+}
 ALL_OPTIONS = {**FILE_OPTIONS, **COMMAND_OPTIONS}
 LOG_FORMATS = ("text", "json")
 
@@ -247,19 +270,40 @@ class Origin:
 
 @dataclass(frozen=True)
 class CommandOptions:
-    """What ``execlib serve`` does around its Server: ``--open``, ``-q``, ``-v``, ``--log-format``."""
+    """What ``execlib serve`` does around its Server: ``--open [PATH]``, ``--browser``, ``-q``, ``-v``,
+    ``--log-format`` and ``--banner`` (the start line as text or one JSON object; ``json`` logs
+    make it JSON too)."""
 
-    open: bool = False
+    open: bool | str = False
+    browser: str | None = None
     quiet: bool = False
     verbose: bool = False
     log_format: str = "text"
+    banner: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("open", "quiet", "verbose"):
+        for name in ("quiet", "verbose"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError("must be True or False", option=name, value=getattr(self, name))
-        if not isinstance(self.log_format, str) or self.log_format not in LOG_FORMATS:
-            raise ConfigError("must be 'text' or 'json'", option="log_format", value=self.log_format)
+        if not isinstance(self.open, (bool, str)) or (isinstance(self.open, str) and not self.open.startswith("/")):
+            raise ConfigError("must be true, false or a page's URL path (/docs/)", option="open", value=self.open)
+        if self.browser is not None and (not isinstance(self.browser, str) or not self.browser.strip()):
+            raise ConfigError("must be a browser's name (firefox, chromium, ...)", option="browser", value=self.browser)
+        for name in ("log_format", "banner"):
+            value = getattr(self, name)
+            if not (value is None and name == "banner") and (not isinstance(value, str) or value not in LOG_FORMATS):
+                raise ConfigError("must be 'text' or 'json'", option=name, value=value)
+
+    @property
+    def open_path(self) -> str | None:
+        """The URL path to open once serving (``/`` for a plain ``--open``), or None."""
+        if self.open is False:
+            return None
+        return "/" if self.open is True else str(self.open)
+
+    @property
+    def json_banner(self) -> bool:
+        return (self.banner or self.log_format) == "json"
 
 
 @dataclass(frozen=True)
@@ -333,6 +377,8 @@ def _env_value(var: str, text: str, kind: str) -> object:
         if text.strip().lower() in _FALSE:
             return False
         raise ConfigError(f"{var}={text!r} must be 1 or 0 (or true/false, yes/no, on/off)")
+    if kind == "bool_or_path":  # EXECLIB_OPEN=1, or the page to open: EXECLIB_OPEN=/docs/
+        return text.strip() if text.strip().startswith("/") else _env_value(var, text, "bool")
     if kind in ("int", "float"):
         return _number(text.strip(), kind)
     if kind in ("paths", "list", "mounts"):

@@ -44,6 +44,19 @@ class PortInUseError(BindError):
         super().__init__(host, port, reason)
 
 
+class AlreadyServedError(PortInUseError):
+    """The port is held by an execlib server serving the same folder: ``url`` is where it is."""
+
+    def __init__(self, host: str, port: int, url: str, pid: object) -> None:
+        self.url = url
+        super().__init__(
+            host,
+            port,
+            f"the same folder is already served there by execlib (pid {pid}): open {url}, "
+            "stop it, take its place with --replace, or pick another port with --port",
+        )
+
+
 class AlreadyRunningError(ExeclibError):
     """A live execlib server already owns the PID file."""
 

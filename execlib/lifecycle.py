@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, ExeclibError, PortInUseError
+from .errors import AlreadyServedError, ConfigError, ExeclibError, PortInUseError
 from .process import (
     DEFAULT_STOP_TIMEOUT,
     POLL_INTERVAL,
@@ -55,6 +55,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("execlib")
 
 DEFAULT_START_TIMEOUT = 10.0
+# with the default port taken: how many of the next ports to try before letting the OS pick one
+FALLBACK_TRIES = 10
 
 # A detached server's log is rotated once it is larger than this: at `execlib start`, and while the
 # server runs (checked every LOG_CHECK_INTERVAL seconds). One backup, LOG.1, is kept.
@@ -101,6 +103,7 @@ class Lifecycle:
         replace: bool = False,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
         announce: Announce | None = None,
+        port_fallback: bool = False,
     ) -> None:
         self.files = RunFiles.for_pid_file(pid_path) if pid_path is not None else None
         self.single_instance = single_instance
@@ -110,15 +113,20 @@ class Lifecycle:
         self.announce: Announce = announce if announce is not None else logger.warning
         self.root: str | None = None
         self._claimed = False
+        # the port was nobody's choice (the default): when it is taken, try the next ones
+        self.port_fallback = port_fallback
+        #: the port asked for, when another one was taken instead (the banner says so)
+        self.fell_back_from: int | None = None
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> Lifecycle:
+    def from_args(cls, args: argparse.Namespace, *, port_fallback: bool = False) -> Lifecycle:
         """From ``execlib serve`` options (``--pid-file``, ``--no-single-instance``, ``--replace``)."""
         return cls(
             getattr(args, "pid_file", None),
             single_instance=not getattr(args, "no_single_instance", False),
             replace=getattr(args, "replace", False),
             announce=print_notice,
+            port_fallback=port_fallback,
         )
 
     def run(self, server: Server) -> None:
@@ -206,12 +214,23 @@ class Lifecycle:
                 raise fs_error("remove", files.port, exc) from None
 
     def bind(self, server: Server) -> None:
-        """Bind the server's socket; name an execlib server holding the port, or replace it."""
+        """Bind the server's socket; name an execlib server holding the port, or replace it.
+
+        An execlib server serving the same folder raises AlreadyServedError (with its URL) unless
+        ``replace``. With ``port_fallback``, a port held by anything else is left alone and the
+        next ones are tried (FALLBACK_TRIES of them, then one the OS picks).
+        """
         try:
             server.bind()
             return
         except PortInUseError:
-            holder = fetch_health(server_url(server.host, server.port))
+            url = server_url(server.host, server.port)
+            holder = fetch_health(url)
+            if holder is not None and not self.replace and self._same_root(holder):
+                raise AlreadyServedError(server.host, server.port, url, holder.get("pid")) from None
+            if self.port_fallback and not (self.replace and holder is not None):
+                self._bind_next_free(server)
+                return
             if holder is None:
                 raise
         holder_pid = check_port_holder(server.host, server.port, holder, replace=self.replace)
@@ -231,6 +250,23 @@ class Lifecycle:
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(POLL_INTERVAL)
+
+    def _same_root(self, holder: dict[str, Any]) -> bool:
+        root = holder.get("root")
+        if not isinstance(root, str) or self.root is None:
+            return False
+        return os.path.realpath(root) == os.path.realpath(self.root)
+
+    def _bind_next_free(self, server: Server) -> None:
+        asked = server.port
+        for port in [*range(asked + 1, min(asked + 1 + FALLBACK_TRIES, 65536)), 0]:
+            server.port = port
+            try:
+                server.bind()
+            except PortInUseError:
+                continue
+            self.fell_back_from = asked
+            return
 
     def release(self) -> None:
         """Remove our PID and port files (only if they are still ours). Safe to call twice."""

@@ -20,13 +20,23 @@ if TYPE_CHECKING:
 _Service = TypeVar("_Service", bound="BlockingService")
 
 
-def new_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's loop when installed (uvicorn[standard] brings it), else asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
+def new_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
+    """A new loop of ``kind``: "uvloop", "asyncio", or "auto" (uvloop when installed, with
+    ``execlib[fast]``; else asyncio's). ServerConfig has checked that a "uvloop" asked for is there."""
+    if kind != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if kind == "uvloop":
+                raise
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+def loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    """"uvloop" or "asyncio": which loop serves (the banner and the JSON start line say it)."""
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
 
 
 def install_shutdown_signals(enabled: bool, shutdown: Callable[[], None]) -> Callable[[], None]:

@@ -47,10 +47,31 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="serve /about from about.html when there is no file or folder about (as GitHub Pages, Netlify)",
     )
-    parser.add_argument("--open", action="store_true", default=None, help="open the default browser once ready")
+    parser.add_argument(
+        "--open",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="PATH",
+        help="open a browser once ready, at PATH (a URL path such as /docs/) or the home page",
+    )
+    parser.add_argument("--browser", metavar="NAME", help="the browser --open starts (firefox, chromium, ...)")
     parser.add_argument("-q", "--quiet", action="store_true", default=None, help="no access log, errors only")
     parser.add_argument("-v", "--verbose", action="store_true", default=None, help="debug logging")
     parser.add_argument("--log-format", choices=("text", "json"), default=None, help="log line format")
+    parser.add_argument(
+        "--banner",
+        choices=("text", "json"),
+        default=None,
+        help="the start line: text, or one JSON object for tools (default: json with --log-format json)",
+    )
+    parser.add_argument(
+        "--loop",
+        dest="event_loop",
+        metavar="{auto,asyncio,uvloop}",
+        default=None,
+        help="event loop (default auto: uvloop when installed, with execlib[fast])",
+    )
     files = parser.add_mutually_exclusive_group()
     files.add_argument(
         "--config", metavar="FILE", help="read options from FILE (default: execlib.toml or pyproject.toml, upward)"
@@ -294,8 +315,8 @@ def build_quoting_hint(command: str, words: Sequence[str]) -> str:
     )
 
 
-# options whose flag is not "--" + their name
-_FLAGS = {"mounts": "--mount"}
+#: options whose flag is not "--" + the option's name
+_FLAGS = {"mounts": "--mount", "event_loop": "--loop"}
 
 
 def _flag(option: str) -> str:

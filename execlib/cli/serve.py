@@ -11,14 +11,23 @@ import socket
 import sys
 import threading
 
-from ..config import ALL_OPTIONS, COMMAND_OPTIONS, FILE_OPTIONS, Resolved, ServerConfig, load_config
-from ..errors import ConfigError
+from ..config import (
+    ALL_OPTIONS,
+    COMMAND_OPTIONS,
+    FILE_OPTIONS,
+    CommandOptions,
+    Origin,
+    Resolved,
+    ServerConfig,
+    load_config,
+)
+from ..errors import AlreadyServedError, ConfigError
 from ..log import configure_logging
 
 logger = logging.getLogger("execlib")
 
 # the flags of `execlib serve` whose names are not "--" + the option's name
-_FLAG_NAMES = {"root": "ROOT", "livereload": "--no-livereload", "mounts": "--mount"}
+_FLAG_NAMES = {"root": "ROOT", "livereload": "--no-livereload", "mounts": "--mount", "event_loop": "--loop"}
 
 
 def config_from_args(args: argparse.Namespace) -> Resolved:
@@ -27,11 +36,23 @@ def config_from_args(args: argparse.Namespace) -> Resolved:
     The command line's own options (``--open``, ``-q``, ``-v``, ``--log-format``) are resolved the
     same way, into ``resolved.command``.
     """
+    _split_open_and_root(args)
     flags: dict[str, object] = {name: getattr(args, name, None) for name in ALL_OPTIONS}
     flags["livereload"] = False if args.no_livereload else None
     return load_config(
         flags, config_file=args.config, use_files=not args.no_config, flag_names=_FLAG_NAMES, command=True
     )
+
+
+def _split_open_and_root(args: argparse.Namespace) -> None:
+    """``--open`` takes an optional URL path, so ``serve --open site`` would read ``site`` as one:
+    a value not starting with ``/`` is the folder to serve when none was given."""
+    value = getattr(args, "open", None)
+    if not isinstance(value, str) or value.startswith("/"):
+        return
+    if getattr(args, "root", None) is not None:
+        raise ConfigError(f"--open {value}: the page to open must be a URL path starting with / (--open /{value})")
+    args.root, args.open = value, True
 
 
 def resolve_host_port(host: str | None, port: str | int | None) -> tuple[str, int]:
@@ -72,12 +93,13 @@ def check_host(host: str) -> None:
             raise ConfigError(f"--host {host} cannot be listened on: {exc.strerror or exc}") from None
 
 
-def open_browser(url: str) -> None:
-    """Open ``url`` in the user's browser, or say that it did not happen (and where to go)."""
+def open_browser(url: str, browser: str | None = None) -> None:
+    """Open ``url`` in the user's browser (or ``browser``, a name ``webbrowser`` knows), or say
+    that it did not happen (and where to go)."""
     import webbrowser  # here: only --open needs it, and it is start-up time
 
     try:
-        opened = webbrowser.open(url)
+        opened = webbrowser.get(browser).open(url) if browser else webbrowser.open(url)
     except Exception as exc:  # webbrowser raises what its launchers raise; none of it may end serving
         logger.debug("opening a browser failed: %r", exc)
         opened = False
@@ -95,7 +117,7 @@ def run_serve(args: argparse.Namespace) -> int:
         setattr(args, name, getattr(resolved.command, name))
     configure_logging(-1 if args.quiet else 1 if args.verbose else 0, args.log_format)
     check_host(config.host)
-    return serve_folder(args, config)
+    return serve_folder(args, config, command=resolved.command, origins=resolved.origins)
 
 
 def run_config(args: argparse.Namespace) -> int:
@@ -151,12 +173,27 @@ def _root_follows_build(args: argparse.Namespace) -> bool:
     return False
 
 
-def serve_folder(args: argparse.Namespace, config: ServerConfig) -> int:
+def serve_folder(
+    args: argparse.Namespace,
+    config: ServerConfig,
+    *,
+    command: CommandOptions | None = None,
+    origins: dict[str, Origin] | None = None,
+) -> int:
     """Serve with a ``Server`` made of ``config``, in the foreground, with the command line's
-    output (the ``Serving ... at URL`` line, --open, the network warning) and its process options."""
-    from ..server import Server
+    output (the start line, --open, the network warning) and its process options.
 
+    ``origins`` (where each option came from) decide whether the port may fall back to the next
+    free one: only when nobody chose it. ``command`` holds --open, --browser and --banner.
+    """
+    from ..lifecycle import Lifecycle
+    from ..server import Server
+    from .banner import served_urls, start_line
+
+    command = command or CommandOptions(open=bool(getattr(args, "open", False)))
     root, host = os.fspath(config.root), config.host
+    port_origin = (origins or {}).get("port")
+    lifecycle = Lifecycle.from_args(args, port_fallback=port_origin is not None and port_origin.kind == "default")
 
     def announce(server: Server) -> None:
         if not is_loopback(host):  # said once the socket is bound: a failed bind exposed nothing
@@ -165,13 +202,24 @@ def serve_folder(args: argparse.Namespace, config: ServerConfig) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-        print(f"Serving {root} at {server.url}", flush=True)
-        if args.open:
+        print(start_line(server, root, command, fell_back_from=lifecycle.fell_back_from, origins=origins), flush=True)
+        if command.open_path is not None:
+            url = page_url(served_urls(server)[0], command.open_path)
             # a thread: a browser command may only return when the browser is closed
-            threading.Thread(target=open_browser, args=(server.url,), daemon=True).start()
+            threading.Thread(target=open_browser, args=(url, command.browser), daemon=True).start()
 
     server = Server(config=config, pre_serve=announce)
-    from ..lifecycle import Lifecycle
-
-    Lifecycle.from_args(args).run(server)  # serves; PID/port files, single instance, port holder, --replace
+    try:
+        lifecycle.run(server)  # serves; PID/port files, single instance, port holder, --replace
+    except AlreadyServedError as error:
+        if command.open_path is None:
+            raise
+        # `execlib serve --open` again in the same folder: show the server that is already there
+        print(f"{root} is already served at {error.url}; opening it", flush=True)
+        open_browser(page_url(error.url, command.open_path), command.browser)
     return 0
+
+
+def page_url(base: str, path: str) -> str:
+    """``base`` (a server's ``http://host:port/``) with the URL path ``path``."""
+    return base.rstrip("/") + "/" + path.lstrip("/")

@@ -24,7 +24,7 @@ from ..config import OPTION_NAMES, ServerConfig
 from ..errors import BindError, ConfigError, PortInUseError
 from ..fspath import given_path
 from ..listener import Listener, ListenerDiedError
-from ..runloop import BlockingService, close_loop, install_shutdown_signals, new_loop
+from ..runloop import BlockingService, close_loop, install_shutdown_signals, loop_name, new_loop
 from .app import Dispatcher, build_asgi
 from .arguments import check_runtime_arguments
 from .build import BuildTarget
@@ -169,6 +169,7 @@ class Server(BlockingService):
         header_timeout: float = HEADER_TIMEOUT,
         max_header_bytes: int = MAX_HEADER_BYTES,
         mounts: Iterable[str | tuple[str, str | os.PathLike[str]]] | Mapping[str, str | os.PathLike[str]] = (),
+        event_loop: str = "auto",
         config: ServerConfig | None = None,
     ) -> None:
         # locals() holds exactly the arguments at this point: every one is checked before any is used
@@ -194,6 +195,7 @@ class Server(BlockingService):
         self.graceful_timeout = config.graceful_timeout
         self.header_timeout = config.header_timeout
         self.max_header_bytes = config.max_header_bytes
+        self.event_loop = config.event_loop
         self.fatal_error: BaseException | None = None
         self.watch = [os.fspath(path) for path in config.watch]  # ServerConfig made them str already
         self.ignore = tuple(config.ignore)
@@ -297,6 +299,12 @@ class Server(BlockingService):
         return f"http://{shown}:{port}/"
 
     @property
+    def loop_name(self) -> str | None:
+        """Which event loop serves, "uvloop" or "asyncio"; None before ``start()`` has made it."""
+        loop = self._loop
+        return loop_name(loop) if loop is not None else None
+
+    @property
     def app(self) -> FastAPI:
         """The FastAPI app for a tool's own routes; requests its routes match go to it.
 
@@ -332,7 +340,7 @@ class Server(BlockingService):
                 self._finished.set()
                 raise
             raise_open_file_limit()  # idle connections must not run the process out of descriptors
-            loop = self._loop_arg or new_loop()
+            loop = self._loop_arg or new_loop(self.event_loop)
             self._loop = loop
             config = UvicornConfig(
                 self.asgi,

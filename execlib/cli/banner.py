@@ -1,0 +1,68 @@
+"""The start line of ``execlib serve``: where to open the site, as text for people or JSON for tools.
+
+Text: ``Serving ROOT at URL (LOOP[; port 8000 was in use])``, then one ``  on the network: URL``
+line per address another machine can use when the host is a wildcard (``0.0.0.0``, ``::``).
+JSON (``--banner json``, or ``--log-format json``): one object on one line, so a tool that starts
+execlib reads where it is instead of scraping text; its keys are documented in docs/cli.rst.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .. import __version__
+from ..netaddrs import AddressLister, interface_addresses, reachable_urls
+
+if TYPE_CHECKING:
+    from ..config import CommandOptions, Origin
+    from ..server import Server
+
+
+def served_urls(server: Server, addresses: AddressLister = interface_addresses) -> list[str]:
+    """The URLs the bound ``server`` is reached at: the one to open first, then the network's."""
+    bound = server.bound_addr
+    if bound is None:
+        raise RuntimeError("the server is not bound yet")
+    return reachable_urls(bound[0], bound[1], addresses)
+
+
+def config_sources(origins: Mapping[str, Origin]) -> dict[str, str]:
+    """Each option not left at its default, and where it was set: ``{"port": "flag --port"}``."""
+    return {name: f"{origin.kind} {origin.label}" for name, origin in origins.items() if origin.kind != "default"}
+
+
+def start_line(
+    server: Server,
+    root: str,
+    command: CommandOptions,
+    *,
+    fell_back_from: int | None = None,
+    origins: Mapping[str, Origin] | None = None,
+    addresses: AddressLister = interface_addresses,
+) -> str:
+    urls = served_urls(server, addresses)
+    loop = server.loop_name or "asyncio"
+    if command.json_banner:
+        fields: dict[str, Any] = {
+            "url": urls[0],
+            "urls": urls,
+            "root": root,
+            "mounts": _mounts(server),
+            "pid": os.getpid(),
+            "version": __version__,
+            "loop": loop,
+            "config_sources": config_sources(origins or {}),
+            "port_fallback_from": fell_back_from,
+        }
+        return json.dumps(fields)
+    notes = [loop] + ([f"port {fell_back_from} was in use"] if fell_back_from is not None else [])
+    lines = [f"Serving {root} at {urls[0]} ({'; '.join(notes)})"]
+    lines += [f"  on the network: {url}" for url in urls[1:]]
+    return "\n".join(lines)
+
+
+def _mounts(server: Server) -> list[dict[str, str]]:
+    return [{"prefix": prefix, "path": os.fspath(path)} for prefix, path in server.config.mounts]
