@@ -65,4 +65,4 @@ def start_line(
 
 
 def _mounts(server: Server) -> list[dict[str, str]]:
-    return [{"prefix": prefix, "path": os.fspath(path)} for prefix, path in server.config.mounts]
+    return [{"prefix": prefix, "path": os.fspath(path)} for prefix, path in server.mounts]
