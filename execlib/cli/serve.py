@@ -46,13 +46,14 @@ def config_from_args(args: argparse.Namespace) -> Resolved:
 
 def _split_open_and_root(args: argparse.Namespace) -> None:
     """``--open`` takes an optional URL path, so ``serve --open site`` would read ``site`` as one:
-    a value not starting with ``/`` is the folder to serve when none was given."""
+    with no folder given, a value that does not start with ``/``, or names a folder, is the folder."""
     value = getattr(args, "open", None)
-    if not isinstance(value, str) or value.startswith("/"):
+    if not isinstance(value, str):
         return
-    if getattr(args, "root", None) is not None:
+    if getattr(args, "root", None) is None and (not value.startswith("/") or os.path.isdir(value)):
+        args.root, args.open = value, True
+    elif not value.startswith("/"):
         raise ConfigError(f"--open {value}: the page to open must be a URL path starting with / (--open /{value})")
-    args.root, args.open = value, True
 
 
 def resolve_host_port(host: str | None, port: str | int | None) -> tuple[str, int]:
