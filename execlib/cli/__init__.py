@@ -37,6 +37,17 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", default=None, help="no access log, errors only")
     parser.add_argument("-v", "--verbose", action="store_true", default=None, help="debug logging")
     parser.add_argument("--log-format", choices=("text", "json"), default=None, help="log line format")
+    parser.add_argument(
+        "--header",
+        dest="headers",
+        action="append",
+        default=None,
+        metavar="'NAME: VALUE'",
+        help="add this header to every response (repeatable)",
+    )
+    parser.add_argument(
+        "--cors", action="store_true", default=None, help="allow cross-origin requests: CORS headers, preflights"
+    )
     files = parser.add_mutually_exclusive_group()
     files.add_argument(
         "--config", metavar="FILE", help="read options from FILE (default: execlib.toml or pyproject.toml, upward)"
@@ -280,8 +291,12 @@ def build_quoting_hint(command: str, words: Sequence[str]) -> str:
     )
 
 
+#: options whose flag is not "--" + the option's name
+OPTION_FLAGS = {"headers": "--header"}
+
+
 def _flag(option: str) -> str:
-    return "--" + option.replace("_", "-")
+    return OPTION_FLAGS.get(option) or "--" + option.replace("_", "-")
 
 
 def _shown(value: object) -> str:

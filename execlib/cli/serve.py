@@ -14,11 +14,12 @@ import threading
 from ..config import ALL_OPTIONS, COMMAND_OPTIONS, FILE_OPTIONS, Resolved, ServerConfig, load_config
 from ..errors import ConfigError
 from ..log import configure_logging
+from . import OPTION_FLAGS
 
 logger = logging.getLogger("execlib")
 
 # the flags of `execlib serve` whose names are not "--" + the option's name
-_FLAG_NAMES = {"root": "ROOT", "livereload": "--no-livereload"}
+_FLAG_NAMES = {"root": "ROOT", "livereload": "--no-livereload", **OPTION_FLAGS}
 
 
 def config_from_args(args: argparse.Namespace) -> Resolved:

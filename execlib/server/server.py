@@ -20,7 +20,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..config import OPTION_NAMES, ServerConfig
+from ..config import OPTION_NAMES, HeadersOption, ServerConfig
 from ..errors import BindError, ConfigError, PortInUseError
 from ..event import Action, FileEvent
 from ..fspath import given_path
@@ -132,7 +132,8 @@ class Server(BlockingService):
     and are stopped first on shutdown. ``pre_serve`` is called with the Server
     once the socket is bound, before requests are served. ``header_timeout`` (seconds) and
     ``max_header_bytes`` bound each request head: a client slower than that gets 408 (or is
-    closed, if it sent nothing), one larger gets 431.
+    closed, if it sent nothing), one larger gets 431. ``headers`` (``"Name: value"`` strings, or a
+    dict) are added to every response; ``cors`` adds permissive CORS headers and answers preflights.
     """
 
     _log = logger
@@ -163,6 +164,8 @@ class Server(BlockingService):
         warnings_as_errors: bool = False,
         header_timeout: float = HEADER_TIMEOUT,
         max_header_bytes: int = MAX_HEADER_BYTES,
+        headers: HeadersOption = (),
+        cors: bool = False,
         config: ServerConfig | None = None,
     ) -> None:
         # locals() holds exactly the arguments at this point: every one is checked before any is used
@@ -212,7 +215,8 @@ class Server(BlockingService):
             self.controller.known_digest = self.static_site.cache.digest_of
         # FastAPI is built only if someone reads server.app (see the property)
         self.dispatcher = Dispatcher(self.root, self.static_site, self.hub if livereload else None, inject=livereload)
-        self.asgi = build_asgi(self.dispatcher)
+        self.headers = tuple(map(str, config.headers))  # "Name: value" strings: ServerConfig made them so
+        self.asgi = build_asgi(self.dispatcher, self.headers, cors=config.cors)
         self._own_listeners: list[Listener] = []
 
         self._loop_arg = loop
