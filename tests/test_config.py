@@ -58,6 +58,9 @@ MATRIX = {
     "ignore": ('ignore = ["*.f"]', {"EXECLIB_IGNORE": "*.e1,*.e2"}, ["--ignore", "*.x"],
                (["*.f"], ["*.e1", "*.e2"], ["*.x"]), []),
     "watch": ('watch = ["a"]', {"EXECLIB_WATCH": "{p}/b"}, ["--watch", "{p}/c"], (["{p}/a"], ["{p}/b"], ["{p}/c"]), []),
+    "headers": ('headers = ["X-F: 1"]', {"EXECLIB_HEADERS": "X-E: 1, 2,X-E2: 3"}, ["--header", "X-G: 1"],
+                (["X-F: 1"], ["X-E: 1, 2", "X-E2: 3"], ["X-G: 1"]), []),
+    "cors": ("cors = true", {"EXECLIB_CORS": "0"}, ["--cors"], (True, False, True), False),
 }  # fmt: skip
 
 
@@ -142,6 +145,9 @@ BAD = [
     ('log_format = "xml"', {}, "pyproject.toml [tool.execlib]: log_format = 'xml' must be 'text' or 'json'"),
     ("", {"EXECLIB_QUIET": "loud"}, "EXECLIB_QUIET='loud' must be 1 or 0"),
     ("", {"EXECLIB_WATCH": "a,nowhere"}, "EXECLIB_WATCH='a,nowhere': 'nowhere' does not exist"),
+    ('headers = ["X-A"]', {}, "pyproject.toml [tool.execlib]: headers = 'X-A' must be a header as 'Name: value'"),
+    ("", {"EXECLIB_HEADERS": "X-A: 1,X-B: \x01"}, "EXECLIB_HEADERS='X-A: 1,X-B: \\x01': 'X-B: \\x01' has a value"),
+    ("cors = 1", {}, "pyproject.toml [tool.execlib]: cors = 1 must be True or False"),
 ]
 
 
