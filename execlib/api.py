@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .config import OPTION_NAMES, ServerConfig, load_config
+from .config import OPTION_NAMES, ServerConfig, load_config, normal_headers
 from .lifecycle import DEFAULT_START_TIMEOUT, Lifecycle, precheck_port, replace_servers, start_detached
 from .process import RunFiles, already_running_error, running_server
 
@@ -90,7 +90,13 @@ def _api_config(
 
 
 # serve_background() keyword -> how it appears on the `execlib serve` command line
-_FLAG_OPTIONS = {"follow_symlinks": "--follow-symlinks", "open": "--open", "quiet": "--quiet", "verbose": "--verbose"}
+_FLAG_OPTIONS = {
+    "follow_symlinks": "--follow-symlinks",
+    "cors": "--cors",
+    "open": "--open",
+    "quiet": "--quiet",
+    "verbose": "--verbose",
+}
 _VALUE_OPTIONS = {"fallback": "--fallback", "log_format": "--log-format"}
 
 
@@ -103,6 +109,9 @@ def _serve_args(server_options: dict[str, Any]) -> list[str]:
         elif name in _FLAG_OPTIONS:
             if value:
                 args.append(_FLAG_OPTIONS[name])
+        elif name == "headers":
+            for header in normal_headers(value):  # checked here: a list of pairs has no one-word form
+                args += ["--header", header]
         elif name in _VALUE_OPTIONS:
             if value is not None:
                 args += [_VALUE_OPTIONS[name], str(value)]

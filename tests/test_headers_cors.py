@@ -279,3 +279,24 @@ def test_serve_with_the_flags(site: Path) -> None:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=10)
     assert proc.returncode == 0
+
+
+def test_the_python_api_takes_the_options(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from execlib import serve
+    from execlib.api import _serve_args
+
+    # serve_background() passes them on to its child as flags
+    assert _serve_args({"headers": {"X-A": "1"}, "cors": True}) == ["--header", "X-A: 1", "--cors"]
+    assert _serve_args({"headers": (), "cors": False}) == []
+    with pytest.raises(ConfigError, match="^headers='X-A'"):
+        _serve_args({"headers": ["X-A"]})
+    # serve() reads EXECLIB_HEADERS / EXECLIB_CORS under its own arguments
+    monkeypatch.setenv("EXECLIB_HEADERS", "X-Test: 1")
+    monkeypatch.setenv("EXECLIB_CORS", "1")
+    servers: list[Any] = []
+    url = serve(site, foreground=False, port=0, pre_serve=servers.append)
+    try:
+        assert_added(httpx.get(url, timeout=10))
+    finally:
+        servers[0].shutdown()
+        servers[0].wait()
