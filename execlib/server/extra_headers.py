@@ -30,6 +30,8 @@ Header = tuple[bytes, bytes]
 EXPOSED = ("ETag", "Content-Length", "Content-Range", "Accept-Ranges", "Last-Modified")
 #: methods a preflight is told are allowed (a method asked for outside these is allowed too)
 ALLOWED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_METHODS = ", ".join(ALLOWED_METHODS).encode()
+_METHOD_SET = frozenset(method.encode() for method in ALLOWED_METHODS)
 # Seconds a browser may reuse a preflight's answer. Short: a restarted dev server may answer
 # differently, and browsers cap it anyway (Chromium at 2 hours).
 MAX_AGE = 600
@@ -73,9 +75,11 @@ class ExtraHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                # a new list and message: the app's may be shared (FileCache's encoded headers)
+                # a new list: the app's may be shared (FileCache's encoded headers); the message is
+                # the app's to give away, as Starlette's own middleware treats it
                 kept = [header for header in message.get("headers", ()) if header[0].lower() not in names]
-                message = {**message, "headers": [*kept, *added]}
+                kept += added
+                message["headers"] = kept
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -86,9 +90,7 @@ class ExtraHeadersMiddleware:
         headers = list(self._preflight_fixed)
         names = {name for name, _ in headers}
         method = asked[b"access-control-request-method"]
-        methods = ", ".join(ALLOWED_METHODS).encode()
-        if method not in methods.split(b", "):
-            methods += b", " + method
+        methods = _METHODS if method in _METHOD_SET else _METHODS + b", " + method
         answer: list[Header] = [(b"access-control-allow-methods", methods)]
         if b"access-control-request-headers" in asked:
             answer.append((b"access-control-allow-headers", asked[b"access-control-request-headers"]))
