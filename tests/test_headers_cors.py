@@ -3,7 +3,6 @@ before the static site, validators and ranges left intact, and one-line errors f
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -20,7 +19,7 @@ from execlib.server.app import Dispatcher
 from execlib.server.extra_headers import ExtraHeadersMiddleware
 
 from .conftest import write
-from .helpers import execlib_cmd, start_cli
+from .helpers import execlib_cmd, run_async, start_cli
 
 BIG = 5 << 20  # over FileCache's 4 MiB: streamed by FileResponse
 EXPOSED = {"etag", "content-length", "content-range", "accept-ranges", "last-modified"}
@@ -183,7 +182,7 @@ def test_websocket_and_lifespan_pass_untouched() -> None:
 
     middleware = ExtraHeadersMiddleware(app, ["X-Test: 1"], cors=True)
     for kind in ("websocket", "lifespan"):
-        asyncio.run(middleware({"type": kind, "path": "/livereload", "headers": []}, receive, send))
+        run_async(middleware({"type": kind, "path": "/livereload", "headers": []}, receive, send))
     assert seen == [("websocket", send), ("lifespan", send)]  # the same send: nothing added to a handshake
 
 
