@@ -5,6 +5,8 @@ Serves one temporary folder (a 2 KB HTML page and a 1 MB binary) with
 
 * ``python -m execlib serve DIR --port 0 -q`` (live reload on, the default),
 * the same with ``--no-livereload``,
+* with ``--headers``: ``execlib+headers``, live reload on plus ``--header "X-Test: 1" --cors``
+  (the extra-headers middleware in the chain), to compare with the first row,
 * ``python -m http.server`` bound to 127.0.0.1,
 
 one server at a time, and loads each from a separate ``wrk`` process with
@@ -22,8 +24,9 @@ users run it.
 Usage::
 
     python benchmarks/static_throughput.py [--duration 5] [--connections 16] [--rounds 3] [--sweep]
+        [--headers] [--no-blob]
 
-All three servers stay up for the whole run and are measured in turn, round
+All the servers stay up for the whole run and are measured in turn, round
 after round; the table shows medians. On a machine shared with other work
 this keeps the ratios meaningful even when absolute figures drift.
 """
@@ -129,9 +132,14 @@ def read_first_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
     return buf.split(b"\n", 1)[0].decode()
 
 
+# what the execlib+headers row adds to plain execlib
+HEADER_ARGS = ("--header", "X-Test: 1", "--cors")
+HEADERS_ROW = "execlib+headers"
+
+
 @contextlib.contextmanager
-def execlib_server(folder: Path, livereload: bool) -> Iterator[str]:
-    cmd = [sys.executable, "-m", "execlib", "serve", str(folder), "--host", HOST, "--port", "0", "-q"]
+def execlib_server(folder: Path, livereload: bool, extra: tuple[str, ...] = ()) -> Iterator[str]:
+    cmd = [sys.executable, "-m", "execlib", "serve", str(folder), "--host", HOST, "--port", "0", "-q", *extra]
     if not livereload:
         cmd.append("--no-livereload")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, start_new_session=True)
@@ -222,6 +230,20 @@ def get(conn: http.client.HTTPConnection, path: str) -> bytes:
     return body
 
 
+def check_added_headers(url: str) -> None:
+    """The execlib+headers row must really send what it is measured with."""
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        conn.request("GET", "/" + PAGE)
+        response = conn.getresponse()
+        response.read()
+    finally:
+        conn.close()
+    if response.getheader("x-test") != "1" or response.getheader("access-control-allow-origin") != "*":
+        raise RuntimeError(f"{HEADERS_ROW}: the page lacks X-Test or Access-Control-Allow-Origin")
+
+
 def check_edits(url: str, folder: Path, rounds: int = 50) -> int:
     """Write a new same-size page, GET it on a keep-alive connection, compare; returns stale count.
 
@@ -260,6 +282,8 @@ class Row:
         return statistics.median(load.requests_per_s for load in self.page[c])
 
     def blob_mbs(self, c: int) -> float:
+        if not self.blob.get(c):
+            return 0.0  # --no-blob
         return statistics.median(load.requests_per_s for load in self.blob[c]) * BLOB_SIZE / 1e6
 
 
@@ -273,7 +297,8 @@ def measure(wrk: str, rows: list[Row], conns: list[int], args: argparse.Namespac
         for c in conns:
             for row in rows:
                 row.page.setdefault(c, []).append(run_wrk(wrk, row.url + PAGE, c, args.threads, args.duration))
-                row.blob.setdefault(c, []).append(run_wrk(wrk, row.url + BLOB, c, args.threads, args.duration))
+                if not args.no_blob:
+                    row.blob.setdefault(c, []).append(run_wrk(wrk, row.url + BLOB, c, args.threads, args.duration))
     for row in rows:
         if row.folder is not None:
             row.stale = (row.stale or 0) + check_edits(row.url, row.folder)  # again, cache warmed by the load
@@ -296,12 +321,18 @@ def print_table(rows: list[Row], conns: list[int], args: argparse.Namespace) -> 
             page_ratio = page / peer.page_rps(c) if peer.page_rps(c) else 0.0
             blob_ratio = mbs / peer.blob_mbs(c) if peer.blob_mbs(c) else 0.0
             edits = "-" if row.stale is None else ("ok" if row.stale == 0 else f"{row.stale} STALE")
-            print(
-                f"{row.name:<26} {c:>5} {page:>11,.0f} {page_ratio:>6.2f}x {mbs:>10,.0f} {blob_ratio:>6.2f}x  {edits}"
-            )
-            errors = {load.errors for load in (*row.page[c], *row.blob[c]) if load.errors}
+            blob = f"{mbs:>10,.0f} {blob_ratio:>6.2f}x" if row.blob.get(c) else f"{'-':>10} {'-':>7}"
+            print(f"{row.name:<26} {c:>5} {page:>11,.0f} {page_ratio:>6.2f}x {blob}  {edits}")
+            errors = {load.errors for load in (*row.page[c], *row.blob.get(c, [])) if load.errors}
             for error in sorted(errors):
                 print(f"{'':<26}       ! {error}")
+    with_headers = [row for row in rows if row.name == HEADERS_ROW]
+    for c in conns if with_headers else []:
+        plain, headers = rows[0].page_rps(c), with_headers[0].page_rps(c)
+        print(
+            f"\n{HEADERS_ROW} / {rows[0].name}, 2 KB, {c} connections: {headers:,.0f} / {plain:,.0f} req/s"
+            f" = {headers / plain if plain else 0.0:.3f}"
+        )
     if args.rounds > 1:
         print(
             "\nper-round 2 KB req/s: "
@@ -319,6 +350,10 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, medians reported (default 3)")
     parser.add_argument("--sweep", action="store_true", help="measure with 1, 16 and 64 connections")
+    parser.add_argument(
+        "--headers", action="store_true", help=f"add a row for execlib with {' '.join(HEADER_ARGS)} (live reload on)"
+    )
+    parser.add_argument("--no-blob", action="store_true", help="measure the 2 KB page only, not the 1 MB file")
     args = parser.parse_args()
     if not 0 < args.duration <= 60:
         parser.error("--duration must be in (0, 60] seconds")
@@ -332,12 +367,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="execlib-bench-") as tmp, contextlib.ExitStack() as servers:
         folder = Path(tmp)
         make_site(folder)
-        # All three are up for the whole run (an idle server costs nothing) and measured in turn.
+        # All are up for the whole run (an idle server costs nothing) and measured in turn.
         rows = [
             Row("execlib (live reload)", servers.enter_context(execlib_server(folder, True)), folder),
             Row("execlib --no-livereload", servers.enter_context(execlib_server(folder, False)), folder),
-            Row("python -m http.server", servers.enter_context(http_server(folder)), None),
         ]
+        if args.headers:
+            url = servers.enter_context(execlib_server(folder, True, HEADER_ARGS))
+            check_added_headers(url)
+            rows.append(Row(HEADERS_ROW, url, folder))
+        rows.append(Row("python -m http.server", servers.enter_context(http_server(folder)), None))
         measure(wrk, rows, conns, args)
     print_table(rows, conns, args)
     return 1 if any(row.stale for row in rows) else 0

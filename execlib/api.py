@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .config import OPTION_NAMES, ServerConfig, load_config
+from .config import OPTION_NAMES, ServerConfig, load_config, normal_headers
 from .lifecycle import DEFAULT_START_TIMEOUT, Lifecycle, precheck_port, replace_servers, start_detached
 from .mounts import checked_mounts
 from .process import RunFiles, already_running_error, running_server
@@ -94,6 +94,7 @@ def _api_config(
 _FLAG_OPTIONS = {
     "follow_symlinks": "--follow-symlinks",
     "clean_urls": "--clean-urls",
+    "cors": "--cors",
     "open": "--open",
     "quiet": "--quiet",
     "verbose": "--verbose",
@@ -110,6 +111,9 @@ def _serve_args(server_options: dict[str, Any]) -> list[str]:
         elif name in _FLAG_OPTIONS:
             if value:
                 args.append(_FLAG_OPTIONS[name])
+        elif name == "headers":
+            for header in normal_headers(value):  # checked here: a list of pairs has no one-word form
+                args += ["--header", header]
         elif name in _VALUE_OPTIONS:
             if value is not None:
                 args += [_VALUE_OPTIONS[name], str(value)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,36 @@ SWITCHES = (
     "gitignore",
     "build_on_start",
     "warnings_as_errors",
+    "cors",
+)
+
+#: what ``headers=`` takes: "Name: value" strings (or one), a mapping, or (name, value) pairs
+HeadersOption = str | Mapping[str, str] | Iterable["str | tuple[str, str]"]
+
+# An HTTP field name is a token (RFC 9110, section 5.6.2).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_START = re.compile(r"\s*" + _TOKEN.pattern + r"\s*:")
+# A value may hold tabs and any other character but the controls (CR, LF and NUL among them),
+# and must be writable as Latin-1 octets: what an HTTP/1.1 header line is.
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|[^\x00-\xff]")
+
+#: headers execlib computes for each response (framing, validators, ranges): a fixed value from
+#: ``headers=`` would break 304s, Range requests or the connection itself, so they cannot be set
+MANAGED_HEADERS = frozenset(
+    {
+        "content-length",
+        "transfer-encoding",
+        "content-range",
+        "accept-ranges",
+        "etag",
+        "last-modified",
+        "date",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "trailer",
+        "te",
+    }
 )
 
 
@@ -84,10 +115,14 @@ class ServerConfig:
     # {prefix: dir} mapping; kept as a tuple of (prefix, absolute dir) once checked
     mounts: Iterable[str | tuple[str, str | os.PathLike[str]]] | Mapping[str, str | os.PathLike[str]] = ()
     event_loop: str = "auto"
+    # added to every response; kept as a tuple of "Name: value" strings once checked
+    headers: HeadersOption = ()
+    cors: bool = False
 
     def __post_init__(self) -> None:
         _check_switches_and_address(self)
         _check_event_loop(self.event_loop)
+        object.__setattr__(self, "headers", tuple(normal_headers(self.headers)))
         _check_durations_and_limits(self)
         _check_build_and_fallback(self)
         given, watch = _watch_paths(self.watch)
@@ -166,6 +201,50 @@ def _check_build_and_fallback(config: ServerConfig) -> None:
         raise ConfigError("must be the path of a file in root", option="fallback", value=fallback)
 
 
+def normal_headers(headers: object) -> list[str]:
+    """``headers`` as checked ``"Name: value"`` strings; ConfigError (``headers=``) on the first bad one."""
+    if isinstance(headers, (str, Mapping)):
+        items: Iterable[object] = [headers] if isinstance(headers, str) else list(headers.items())
+    elif isinstance(headers, Iterable) and not isinstance(headers, bytes):
+        items = headers
+    else:
+        raise ConfigError(
+            "must be 'Name: value' strings (or a dict of names to values)", option="headers", value=headers
+        )
+    return [_one_header(item) for item in items]
+
+
+def _one_header(item: object) -> str:
+    if isinstance(item, tuple) and len(item) == 2 and all(isinstance(part, str) for part in item):
+        name, value = item
+    elif isinstance(item, str) and ":" in item:
+        name, value = item.split(":", 1)
+    else:
+        raise ConfigError("must be a header as 'Name: value'", option="headers", value=item)
+    name, value = name.strip(), value.strip()
+    if not _TOKEN.fullmatch(name):
+        problem = "has no name before its ':'" if not name else "has a name that is not a valid HTTP header name"
+        raise ConfigError(problem, option="headers", value=item)
+    if _BAD_VALUE.search(value):
+        raise ConfigError(
+            "has a value with a line break, a control character or a character outside Latin-1",
+            option="headers",
+            value=item,
+        )
+    if name.lower() in MANAGED_HEADERS:
+        raise ConfigError(
+            "names a header execlib sets per response (framing, ETag, Range): it cannot be replaced",
+            option="headers",
+            value=item,
+        )
+    return f"{name}: {value}"
+
+
+def header_pairs(headers: Iterable[str]) -> list[tuple[str, str]]:
+    """(name, value) of each checked ``"Name: value"`` string."""
+    return [(name, value.strip()) for name, value in (header.split(":", 1) for header in headers)]
+
+
 def _watch_paths(watch: object) -> tuple[list[Any], list[str]]:
     """(the watch paths as given, the same kept as paths for the listener)."""
     if isinstance(watch, (str, os.PathLike)):
@@ -239,6 +318,8 @@ FILE_OPTIONS: dict[str, str] = {
     "warnings_as_errors": "bool",
     "mounts": "mounts",
     "event_loop": "str",
+    "headers": "headers",
+    "cors": "bool",
 }
 
 #: options of the command line itself (what it prints, whether it opens a browser), not of the
@@ -383,7 +464,25 @@ def _env_value(var: str, text: str, kind: str) -> object:
         return _number(text.strip(), kind)
     if kind in ("paths", "list", "mounts"):
         return [item.strip() for item in text.split(",") if item.strip()]  # lists are comma-separated
+    if kind == "headers":
+        return _split_headers(text)
     return text
+
+
+def _split_headers(text: str) -> list[str]:
+    """``EXECLIB_HEADERS``: headers separated by commas, as other lists are.
+
+    A header's value may hold commas itself (``Cache-Control: no-store, max-age=0``): a part that
+    does not start with ``Name:`` continues the value before it, which is also what HTTP makes of
+    a header repeated (its values joined with commas).
+    """
+    headers: list[str] = []
+    for part in text.split(","):
+        if headers and not _HEADER_START.match(part):
+            headers[-1] += "," + part
+        elif part.strip():
+            headers.append(part)
+    return [header.strip() for header in headers]
 
 
 def _apply_env(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import os
 import queue
 import re
@@ -79,6 +80,8 @@ def start_cli(*args: str, env: dict[str, str] | None = None, **kwargs) -> tuple[
         **kwargs,
     )
     line = read_line(proc)
+    if line.startswith("{"):  # the JSON start line (--banner json, --log-format json)
+        return proc, json.loads(line)["url"]
     match = re.search(r"at (http://\S+)", line)
     if not match:
         proc.kill()

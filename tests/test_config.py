@@ -60,6 +60,9 @@ MATRIX = {
     "watch": ('watch = ["a"]', {"EXECLIB_WATCH": "{p}/b"}, ["--watch", "{p}/c"], (["{p}/a"], ["{p}/b"], ["{p}/c"]), []),
     "mounts": ('mounts = { "/m" = "a" }', {"EXECLIB_MOUNTS": "/m={p}/b,/n={p}/a"}, ["--mount", "/m/={p}/c"],
                ([["/m", "{p}/a"]], [["/m", "{p}/b"], ["/n", "{p}/a"]], [["/m", "{p}/c"]]), []),
+    "headers": ('headers = ["X-F: 1"]', {"EXECLIB_HEADERS": "X-E: 1, 2,X-E2: 3"}, ["--header", "X-G: 1"],
+                (["X-F: 1"], ["X-E: 1, 2", "X-E2: 3"], ["X-G: 1"]), []),
+    "cors": ("cors = true", {"EXECLIB_CORS": "0"}, ["--cors"], (True, False, True), False),
 }  # fmt: skip
 
 
@@ -146,6 +149,9 @@ BAD = [
     ("", {"EXECLIB_WATCH": "a,nowhere"}, "EXECLIB_WATCH='a,nowhere': 'nowhere' does not exist"),
     ('mounts = ["/m=a", "/m=b"]', {}, "pyproject.toml [tool.execlib]: mounts = '/m="),
     ("", {"EXECLIB_MOUNTS": "/livereload=a"}, "EXECLIB_MOUNTS='/livereload=a': '/livereload=a' takes /livereload"),
+    ('headers = ["X-A"]', {}, "pyproject.toml [tool.execlib]: headers = 'X-A' must be a header as 'Name: value'"),
+    ("", {"EXECLIB_HEADERS": "X-A: 1,X-B: \x01"}, "EXECLIB_HEADERS='X-A: 1,X-B: \\x01': 'X-B: \\x01' has a value"),
+    ("cors = 1", {}, "pyproject.toml [tool.execlib]: cors = 1 must be True or False"),
 ]
 
 

@@ -72,6 +72,17 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="event loop (default auto: uvloop when installed, with execlib[fast])",
     )
+    parser.add_argument(
+        "--header",
+        dest="headers",
+        action="append",
+        default=None,
+        metavar="'NAME: VALUE'",
+        help="add this header to every response (repeatable)",
+    )
+    parser.add_argument(
+        "--cors", action="store_true", default=None, help="allow cross-origin requests: CORS headers, preflights"
+    )
     files = parser.add_mutually_exclusive_group()
     files.add_argument(
         "--config", metavar="FILE", help="read options from FILE (default: execlib.toml or pyproject.toml, upward)"
@@ -316,11 +327,12 @@ def build_quoting_hint(command: str, words: Sequence[str]) -> str:
 
 
 #: options whose flag is not "--" + the option's name
-_FLAGS = {"mounts": "--mount", "event_loop": "--loop"}
+#: options whose flag is not "--" + the option's name
+OPTION_FLAGS = {"headers": "--header", "mounts": "--mount", "event_loop": "--loop"}
 
 
 def _flag(option: str) -> str:
-    return _FLAGS.get(option) or "--" + option.replace("_", "-")
+    return OPTION_FLAGS.get(option) or "--" + option.replace("_", "-")
 
 
 def _shown(value: object) -> str:

@@ -23,11 +23,12 @@ from ..config import (
 )
 from ..errors import AlreadyServedError, ConfigError
 from ..log import configure_logging
+from . import OPTION_FLAGS
 
 logger = logging.getLogger("execlib")
 
 # the flags of `execlib serve` whose names are not "--" + the option's name
-_FLAG_NAMES = {"root": "ROOT", "livereload": "--no-livereload", "mounts": "--mount", "event_loop": "--loop"}
+_FLAG_NAMES = {"root": "ROOT", "livereload": "--no-livereload", **OPTION_FLAGS}
 
 
 def config_from_args(args: argparse.Namespace) -> Resolved:

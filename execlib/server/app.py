@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 from .accesslog import AccessLogMiddleware
@@ -275,7 +275,14 @@ def release_fastapi_caches() -> None:
                 value.cache_clear()
 
 
-def build_asgi(dispatcher: Dispatcher) -> ASGIApp:
-    """The whole app: access log outermost; the static site injects the client into its own HTML
-    (into the cached bytes, once per edit), the API's middleware does it for the API's."""
-    return AccessLogMiddleware(dispatcher)
+def build_asgi(dispatcher: Dispatcher, headers: Iterable[str] = (), *, cors: bool = False) -> ASGIApp:
+    """The whole app: access log outermost, then (with ``headers`` or ``cors`` only) the extra
+    headers, then the dispatcher. The static site injects the client into its own HTML (into the
+    cached bytes, once per edit), the API's middleware does it for the API's."""
+    app: ASGIApp = dispatcher
+    if headers or cors:
+        # Inside the access log, which then logs a preflight's 204 like any other answer.
+        from .extra_headers import ExtraHeadersMiddleware
+
+        app = ExtraHeadersMiddleware(app, headers, cors=cors)
+    return AccessLogMiddleware(app)

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..config import OPTION_NAMES, ServerConfig
+from ..config import OPTION_NAMES, HeadersOption, ServerConfig
 from ..errors import BindError, ConfigError, PortInUseError
 from ..fspath import given_path
 from ..listener import Listener, ListenerDiedError
@@ -136,7 +136,9 @@ class Server(BlockingService):
     ``header_timeout`` (seconds) and ``max_header_bytes`` bound each request head: a client
     slower than that gets 408 (or is closed, if it sent nothing), one larger gets 431.
     ``clean_urls`` serves ``/about`` from ``about.html`` when no file or folder ``about`` answers
-    it (docs/static.rst has the precedence).
+    it (docs/static.rst has the precedence). ``headers``
+    (``"Name: value"`` strings, or a dict) are added to every response; ``cors`` adds permissive
+    CORS headers and answers preflights.
     """
 
     _log = logger
@@ -170,6 +172,8 @@ class Server(BlockingService):
         max_header_bytes: int = MAX_HEADER_BYTES,
         mounts: Iterable[str | tuple[str, str | os.PathLike[str]]] | Mapping[str, str | os.PathLike[str]] = (),
         event_loop: str = "auto",
+        headers: HeadersOption = (),
+        cors: bool = False,
         config: ServerConfig | None = None,
     ) -> None:
         # locals() holds exactly the arguments at this point: every one is checked before any is used
@@ -256,7 +260,8 @@ class Server(BlockingService):
             files = MountedSites(self.static_site, self.mount_sites)
         # FastAPI is built only if someone reads server.app (see the property)
         self.dispatcher = Dispatcher(self.root, files, self.hub if livereload else None, inject=livereload)
-        self.asgi = build_asgi(self.dispatcher)
+        self.headers = tuple(map(str, config.headers))  # "Name: value" strings: ServerConfig made them so
+        self.asgi = build_asgi(self.dispatcher, self.headers, cors=config.cors)
         self._own_listeners: list[Listener] = []
 
         self._loop_arg = loop
