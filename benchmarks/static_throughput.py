@@ -7,6 +7,10 @@ Serves one temporary folder (a 2 KB HTML page and a 1 MB binary) with
 * the same with ``--no-livereload``,
 * with ``--headers``: ``execlib+headers``, live reload on plus ``--header "X-Test: 1" --cors``
   (the extra-headers middleware in the chain), to compare with the first row,
+* with ``--loops``: ``execlib --loop asyncio``, live reload on, to compare with the first row
+  (which runs ``auto``: uvloop when installed),
+* with ``--baseline DIR``: the execlib of another checkout (``PYTHONPATH=DIR``, e.g. made with
+  ``git worktree add DIR REV``), live reload on: what a change costs the common case,
 * ``python -m http.server`` bound to 127.0.0.1,
 
 one server at a time, and loads each from a separate ``wrk`` process with
@@ -24,7 +28,7 @@ users run it.
 Usage::
 
     python benchmarks/static_throughput.py [--duration 5] [--connections 16] [--rounds 3] [--sweep]
-        [--headers] [--no-blob]
+        [--headers] [--loops] [--baseline DIR] [--no-blob]
 
 All the servers stay up for the whole run and are measured in turn, round
 after round; the table shows medians. On a machine shared with other work
@@ -135,14 +139,19 @@ def read_first_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
 # what the execlib+headers row adds to plain execlib
 HEADER_ARGS = ("--header", "X-Test: 1", "--cors")
 HEADERS_ROW = "execlib+headers"
+ASYNCIO_ROW = "execlib --loop asyncio"
+BASELINE_ROW = "execlib@base (live reload)"
 
 
 @contextlib.contextmanager
-def execlib_server(folder: Path, livereload: bool, extra: tuple[str, ...] = ()) -> Iterator[str]:
+def execlib_server(
+    folder: Path, livereload: bool, extra: tuple[str, ...] = (), pythonpath: str | None = None
+) -> Iterator[str]:
     cmd = [sys.executable, "-m", "execlib", "serve", str(folder), "--host", HOST, "--port", "0", "-q", *extra]
     if not livereload:
         cmd.append("--no-livereload")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, start_new_session=True)
+    env = {**os.environ, "PYTHONPATH": pythonpath} if pythonpath else None
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, start_new_session=True, env=env)
     try:
         line = read_first_line(proc, START_TIMEOUT)
         match = re.search(r"http://[^\s]+/", line)
@@ -333,6 +342,14 @@ def print_table(rows: list[Row], conns: list[int], args: argparse.Namespace) -> 
             f"\n{HEADERS_ROW} / {rows[0].name}, 2 KB, {c} connections: {headers:,.0f} / {plain:,.0f} req/s"
             f" = {headers / plain if plain else 0.0:.3f}"
         )
+    for name in (ASYNCIO_ROW, BASELINE_ROW):
+        other = [row for row in rows if row.name == name]
+        for c in conns if other else []:
+            first, row = rows[0], other[0]
+            line = f"\n{name} / {first.name}, {c} connections: 2 KB {row.page_rps(c) / first.page_rps(c):.3f}"
+            if row.blob.get(c) and first.blob_mbs(c):
+                line += f", 1 MB {row.blob_mbs(c) / first.blob_mbs(c):.3f}"
+            print(line)
     if args.rounds > 1:
         print(
             "\nper-round 2 KB req/s: "
@@ -354,6 +371,14 @@ def main() -> int:
         "--headers", action="store_true", help=f"add a row for execlib with {' '.join(HEADER_ARGS)} (live reload on)"
     )
     parser.add_argument("--no-blob", action="store_true", help="measure the 2 KB page only, not the 1 MB file")
+    parser.add_argument(
+        "--loops", action="store_true", help="add a row for execlib --loop asyncio (the first row runs auto: uvloop)"
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="add a row for the execlib of another checkout (PYTHONPATH=DIR), live reload on",
+    )
     args = parser.parse_args()
     if not 0 < args.duration <= 60:
         parser.error("--duration must be in (0, 60] seconds")
@@ -376,6 +401,13 @@ def main() -> int:
             url = servers.enter_context(execlib_server(folder, True, HEADER_ARGS))
             check_added_headers(url)
             rows.append(Row(HEADERS_ROW, url, folder))
+        if args.loops:
+            rows.append(
+                Row(ASYNCIO_ROW, servers.enter_context(execlib_server(folder, True, ("--loop", "asyncio"))), folder)
+            )
+        if args.baseline:
+            url = servers.enter_context(execlib_server(folder, True, pythonpath=args.baseline))
+            rows.append(Row(BASELINE_ROW, url, folder))
         rows.append(Row("python -m http.server", servers.enter_context(http_server(folder)), None))
         measure(wrk, rows, conns, args)
     print_table(rows, conns, args)
