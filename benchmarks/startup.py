@@ -16,6 +16,11 @@ Servers, each given ``--port P`` picked free just before it starts, on 127.0.0.1
   is not importable the script installs it with pip (``--no-install``: skip it instead), and
   says which it did.
 
+For execlib the table also gives **ready**: launch to its start line (``Serving ... at URL``),
+which it prints once files are watched too. execlib serves the first requests while it sets its
+watches up, so on a big tree the first 200 comes well before ready; a page served in between
+and changed before watching began is still announced (docs/design.rst, "Start-up order").
+
 Sites: a small one (a few pages and assets) and, unless ``--tree-files 0``, a tree of
 ``--tree-files`` files (default 100,000; 20 to a folder, as in a big docs build), in which
 execlib sets up its file watching before serving.
@@ -81,6 +86,7 @@ class StartError(Exception):
 @dataclass
 class Samples:
     first_ms: list[float] = field(default_factory=list)
+    ready_ms: list[float] = field(default_factory=list)  # execlib: launch -> start line (watching too)
     rss_mb: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -213,8 +219,11 @@ def tail(log: Path) -> str:
     return lines[-1][:120] if lines else "(no output)"
 
 
-def measure(argv: list[str], port: int, log: Path, requests: int, env: dict[str, str] | None) -> tuple[float, float]:
-    """(ms from Popen to the first 200 of GET /, RSS in MB after ``requests`` more requests)."""
+def measure(
+    argv: list[str], port: int, log: Path, requests: int, env: dict[str, str] | None, ready_mark: bytes | None = None
+) -> tuple[float, float, float | None]:
+    """(ms from Popen to the first 200 of GET /, RSS in MB after ``requests`` more requests, ms from
+    Popen to ``ready_mark`` in the output: execlib's start line, printed once files are watched too)."""
     with log.open("wb") as sink:
         start = time.perf_counter()
         proc = subprocess.Popen(
@@ -231,9 +240,17 @@ def measure(argv: list[str], port: int, log: Path, requests: int, env: dict[str,
             if time.perf_counter() > deadline:
                 raise StartError(f"no 200 within {START_TIMEOUT_S:.0f} s")
             time.sleep(POLL_S)
+        ready = None
+        while ready_mark is not None and ready is None:
+            if ready_mark in log.read_bytes():
+                ready = (time.perf_counter() - start) * 1000
+            elif time.perf_counter() > deadline or proc.poll() is not None:
+                raise StartError(f"no start line within {START_TIMEOUT_S:.0f} s: {tail(log)}")
+            else:
+                time.sleep(POLL_S)
         for i in range(requests):
             drain(port, REQUESTS[i % len(REQUESTS)])
-        return first, rss_mb(proc.pid)
+        return first, rss_mb(proc.pid), ready
     finally:
         stop(proc)
 
@@ -296,12 +313,13 @@ def run_rounds(
             for server in servers:
                 cell = samples[(server, site_name)]
                 try:
-                    first, rss = measure(
+                    first, rss, ready = measure(
                         SERVERS[server.split("@")[0]](site, port := free_port(), scratch),
                         port,
                         scratch / f"{server}.log",
                         args.requests,
                         envs[server],
+                        b"Serving " if server == "execlib" else None,
                     )
                 except (StartError, OSError) as exc:
                     cell.errors.append(str(exc))
@@ -309,6 +327,8 @@ def run_rounds(
                 if round_no > 0:
                     cell.first_ms.append(first)
                     cell.rss_mb.append(rss)
+                    if ready is not None:
+                        cell.ready_ms.append(ready)
     return samples
 
 
@@ -317,7 +337,7 @@ def print_table(args: argparse.Namespace, servers: list[str], sites: list[str], 
         f"launch -> first 200 of GET / (ms), and VmRSS (MB) after {args.requests} more requests;"
         f" medians of {args.runs} interleaved runs (1 warm-up dropped); Python {sys.version.split()[0]}"
     )
-    header = f"{'site':16}{'server':14}{'first 200 ms':>14}{'min':>8}{'max':>8}{'RSS MB':>9}  errors"
+    header = f"{'site':16}{'server':14}{'first 200 ms':>14}{'min':>8}{'max':>8}{'RSS MB':>9}{'ready ms':>10}  errors"
     print(header)
     print("-" * len(header))
     for site_name in sites:
@@ -326,7 +346,9 @@ def print_table(args: argparse.Namespace, servers: list[str], sites: list[str], 
             low = f"{min(cell.first_ms):.1f}" if cell.first_ms else "-"
             high = f"{max(cell.first_ms):.1f}" if cell.first_ms else "-"
             errors = f"{len(cell.errors)}: {cell.errors[-1]}" if cell.errors else ""
-            print(f"{site_name:16}{server:14}{fmt(cell.first_ms):>14}{low:>8}{high:>8}{fmt(cell.rss_mb):>9}  {errors}")
+            ready = fmt(cell.ready_ms)
+            row = f"{site_name:16}{server:14}{fmt(cell.first_ms):>14}{low:>8}{high:>8}{fmt(cell.rss_mb):>9}{ready:>10}"
+            print(f"{row}  {errors}")
         print()
 
 

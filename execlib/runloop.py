@@ -142,6 +142,12 @@ class BlockingService:
         if self._thread_error is not None:
             raise self._thread_error
 
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait until it serves (a Server: requests answered and files watched) or gave up trying;
+        True when it is running then. From any thread but the one running ``start()``."""
+        self._ready.wait(timeout)
+        return self.is_running
+
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until serving has ended (and its thread, when started in one, has ended)."""
         done = self._finished.wait(timeout)

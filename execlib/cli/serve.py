@@ -197,6 +197,15 @@ def serve_folder(
     port_origin = (origins or {}).get("port")
     lifecycle = Lifecycle.from_args(args, port_fallback=port_origin is not None and port_origin.kind == "default")
 
+    def when_ready(server: Server) -> None:
+        # The start line means "open it now": said once files are watched too, so that a tool
+        # reading it (or a user) changing a file at once is sure to see the change.
+        if not server.wait_ready() or server.fatal_error is not None:
+            return  # it stopped before getting there, and says why itself
+        print(start_line(server, root, command, fell_back_from=lifecycle.fell_back_from, origins=origins), flush=True)
+        if command.open_path is not None:
+            open_browser(page_url(served_urls(server)[0], command.open_path), command.browser)
+
     def announce(server: Server) -> None:
         if not is_loopback(host):  # said once the socket is bound: a failed bind exposed nothing
             print(
@@ -204,11 +213,9 @@ def serve_folder(
                 file=sys.stderr,
                 flush=True,
             )
-        print(start_line(server, root, command, fell_back_from=lifecycle.fell_back_from, origins=origins), flush=True)
-        if command.open_path is not None:
-            url = page_url(served_urls(server)[0], command.open_path)
-            # a thread: a browser command may only return when the browser is closed
-            threading.Thread(target=open_browser, args=(url, command.browser), daemon=True).start()
+        # a thread: serving starts only after this returns, and a browser command may only return
+        # when the browser is closed
+        threading.Thread(target=when_ready, args=(server,), name="execlib-start-line", daemon=True).start()
 
     server = Server(config=config, pre_serve=announce)
     try:
