@@ -78,7 +78,7 @@ def test_console_script_and_module_entry(site: Path) -> None:
     try:
         line = read_line(proc)
         assert line.startswith(f"Serving {site} at http://127.0.0.1:")
-        url = line.split(" at ")[1].strip()
+        url = line.split(" at ")[1].split()[0]
         assert "livereload.js" not in httpx.get(url, timeout=10).text
     finally:
         proc.terminate()
@@ -194,7 +194,7 @@ def test_open_without_a_browser_warns_with_the_url(site: Path, tmp_path: Path) -
         env=env,
     )
     try:
-        url = read_line(proc).split(" at ")[1].strip()
+        url = read_line(proc).split(" at ")[1].split()[0]  # the URL, without "(uvloop)" after it
         warning = read_line(proc, stream="stderr")
         assert warning == f"execlib: warning: could not open a browser; open {url} yourself\n"
     finally:
