@@ -37,6 +37,8 @@ MAX_HEADER_BYTES = 64 * 1024
 #: the options that are plain True/False switches
 #: the event loops a server can run on ("auto": uvloop when installed, with ``execlib[fast]``)
 EVENT_LOOPS = ("auto", "asyncio", "uvloop")
+#: the HTTP servers a Server can run on ("auto": uvicorn, or Hypercorn for HTTP/2; docs/backends.rst)
+SERVER_BACKENDS = ("auto", "uvicorn", "hypercorn")
 
 SWITCHES = (
     "static",
@@ -49,6 +51,7 @@ SWITCHES = (
     "build_on_start",
     "warnings_as_errors",
     "cors",
+    "http2",
 )
 
 #: what ``headers=`` takes: "Name: value" strings (or one), a mapping, or (name, value) pairs
@@ -118,10 +121,14 @@ class ServerConfig:
     # added to every response; kept as a tuple of "Name: value" strings once checked
     headers: HeadersOption = ()
     cors: bool = False
+    # which HTTP server serves ("auto", "uvicorn", "hypercorn"), and whether it offers HTTP/2 (over TLS)
+    backend: str = "auto"
+    http2: bool = False
 
     def __post_init__(self) -> None:
         _check_switches_and_address(self)
         _check_event_loop(self.event_loop)
+        _check_backend(self.backend, self.http2)
         object.__setattr__(self, "headers", tuple(normal_headers(self.headers)))
         _check_durations_and_limits(self)
         _check_build_and_fallback(self)
@@ -167,6 +174,19 @@ def _check_event_loop(kind: object) -> None:
     if kind == "uvloop" and importlib.util.find_spec("uvloop") is None:
         raise ConfigError(
             "cannot be used: uvloop is not installed (pip install 'execlib[fast]')", option="event_loop", value=kind
+        )
+
+
+def _check_backend(backend: object, http2: bool) -> None:
+    # Whether Hypercorn is installed, and whether HTTP/2 has TLS, are for the Server to find out
+    # (server/backends): the TLS files are resolved there.
+    if backend not in SERVER_BACKENDS:
+        raise ConfigError("must be 'auto', 'uvicorn' or 'hypercorn'", option="backend", value=backend)
+    if http2 and backend == "uvicorn":
+        raise ConfigError(
+            "does not speak HTTP/2: use 'hypercorn', or 'auto', which picks it for HTTP/2",
+            option="backend",
+            value=backend,
         )
 
 
@@ -320,6 +340,8 @@ FILE_OPTIONS: dict[str, str] = {
     "event_loop": "str",
     "headers": "headers",
     "cors": "bool",
+    "backend": "str",
+    "http2": "bool",
 }
 
 #: options of the command line itself (what it prints, whether it opens a browser), not of the

@@ -72,8 +72,8 @@ def status_of(answer: bytes) -> int:
 
 
 def connections(server: Server) -> int:
-    assert server._uvicorn is not None
-    return len(server._uvicorn.server_state.connections)
+    assert server._backend is not None
+    return len(server._backend.server.server_state.connections)
 
 
 # -- the open-file limit ----------------------------------------------------------------

@@ -38,13 +38,22 @@ def heavy_modules_after(statement: str, cwd: Path | None = None, heavy: tuple[st
 
 
 def test_probe_sees_heavy_imports() -> None:
-    # the probe must be able to fail: reading a Server's app imports all of them
-    statement = "import execlib, tempfile; execlib.Server(tempfile.mkdtemp(), port=0).app"
+    # the probe must be able to fail: reading a Server's app imports all of them but uvicorn, which
+    # its backend module imports (at start())
+    statement = (
+        "import execlib, tempfile; execlib.Server(tempfile.mkdtemp(), port=0).app; "
+        "import execlib.server.backends.uvicorn"
+    )
     assert heavy_modules_after(statement) == sorted(HEAVY)
 
 
 def test_server_imports_no_fastapi() -> None:
-    assert heavy_modules_after("import execlib; execlib.Server") == ["starlette", "uvicorn"]
+    # nor uvicorn: the backend is imported when the server starts, and only the one chosen
+    assert heavy_modules_after("import execlib; execlib.Server") == ["starlette"]
+
+
+def test_serving_on_uvicorn_imports_no_hypercorn() -> None:
+    assert "hypercorn" not in heavy_modules_after(SERVE_AND_ASK, heavy=(*HEAVY, "hypercorn"))
 
 
 # what ``execlib serve`` runs, up to serving a page and the live-reload client, and stopping

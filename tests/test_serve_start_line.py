@@ -134,12 +134,14 @@ def test_json_start_line(root: Path, flags: list[str]) -> None:
         "pid",
         "version",
         "loop",
+        "backend",
         "config_sources",
         "port_fallback_from",
     }
     assert data["url"].startswith("http://127.0.0.1:") and data["urls"] == [data["url"]]
     assert data["root"] == str(root) and data["mounts"] == [] and data["port_fallback_from"] is None
     assert isinstance(data["pid"], int) and data["loop"] in ("uvloop", "asyncio")
+    assert data["backend"] == "uvicorn"
     assert data["config_sources"]["port"] == "flag --port"
     assert data["config_sources"]["gitignore"] == "env EXECLIB_GITIGNORE"
     assert "livereload" not in data["config_sources"]  # left at its default

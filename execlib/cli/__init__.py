@@ -83,6 +83,15 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cors", action="store_true", default=None, help="allow cross-origin requests: CORS headers, preflights"
     )
+    parser.add_argument(
+        "--backend",
+        metavar="{auto,uvicorn,hypercorn}",
+        default=None,
+        help="HTTP server (default auto: uvicorn, or Hypercorn with --http2; hypercorn needs execlib[http2])",
+    )
+    parser.add_argument(
+        "--http2", action="store_true", default=None, help="offer HTTP/2 over TLS (with Hypercorn, execlib[http2])"
+    )
     files = parser.add_mutually_exclusive_group()
     files.add_argument(
         "--config", metavar="FILE", help="read options from FILE (default: execlib.toml or pyproject.toml, upward)"
@@ -327,7 +336,6 @@ def build_quoting_hint(command: str, words: Sequence[str]) -> str:
 
 
 #: options whose flag is not "--" + the option's name
-#: options whose flag is not "--" + the option's name
 OPTION_FLAGS = {"headers": "--header", "mounts": "--mount", "event_loop": "--loop"}
 
 
@@ -355,6 +363,8 @@ def error_message(error: ExeclibError, args: argparse.Namespace) -> str:
         return _flag(match.group(1)) if hasattr(args, match.group(1)) else match.group(0)
 
     problem = re.sub(r"\b([a-z][a-z_]*)=(?![\w'\"])", rename, error.problem)
+    if error.value is True:  # a switch that cannot be on here: the flag alone says it
+        return f"{_flag(error.option)} {problem}"
     return f"{_flag(error.option)} {_shown(error.value)} {problem}"
 
 

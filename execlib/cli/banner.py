@@ -1,7 +1,8 @@
 """The start line of ``execlib serve``: where to open the site, as text for people or JSON for tools.
 
-Text: ``Serving ROOT at URL (LOOP[; port 8000 was in use])``, then one ``  on the network: URL``
-line per address another machine can use when the host is a wildcard (``0.0.0.0``, ``::``).
+Text: ``Serving ROOT at URL (LOOP[; BACKEND][; port 8000 was in use])`` (the backend when not
+uvicorn), then one ``  on the network: URL`` line per address another machine can use when the
+host is a wildcard (``0.0.0.0``, ``::``).
 JSON (``--banner json``, or ``--log-format json``): one object on one line, so a tool that starts
 execlib reads where it is instead of scraping text; its keys are documented in docs/cli.rst.
 """
@@ -54,11 +55,13 @@ def start_line(
             "pid": os.getpid(),
             "version": __version__,
             "loop": loop,
+            "backend": server.backend,
             "config_sources": config_sources(origins or {}),
             "port_fallback_from": fell_back_from,
         }
         return json.dumps(fields)
-    notes = [loop] + ([f"port {fell_back_from} was in use"] if fell_back_from is not None else [])
+    notes = [loop] + ([server.backend] if server.backend != "uvicorn" else [])  # uvicorn: the usual, unsaid
+    notes += [f"port {fell_back_from} was in use"] if fell_back_from is not None else []
     lines = [f"Serving {root} at {urls[0]} ({'; '.join(notes)})"]
     lines += [f"  on the network: {url}" for url in urls[1:]]
     return "\n".join(lines)

@@ -1,11 +1,12 @@
-"""Server: serves a folder (and a FastAPI app, if a tool adds routes) with uvicorn on an event loop it manages.
+"""Server: serves a folder (and a FastAPI app, if a tool adds routes) on an event loop it manages,
+with a backend (uvicorn, or Hypercorn: server/backends) speaking HTTP.
 
 Threading model (docs/design.rst, "Threads and loops"): ``start()`` blocks the calling thread and
-runs ``uvicorn.Server.serve()`` with ``run_until_complete``; ``shutdown()`` is
+runs the backend's ``serve()`` with ``run_until_complete``; ``shutdown()`` is
 safe from any thread, from a signal handler, twice, or before ``start()``. It
-stops managed listeners first, then sets uvicorn's ``should_exit`` through
+stops managed listeners first, then calls the backend's ``request_exit()`` through
 ``loop.call_soon_threadsafe``. We bind the socket ourselves so that a taken
-port raises ``PortInUseError`` in the caller instead of uvicorn's ``sys.exit``.
+port raises ``PortInUseError`` in the caller instead of the backend's ``sys.exit``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..config import OPTION_NAMES, HeadersOption, ServerConfig
@@ -25,16 +26,15 @@ from ..errors import BindError, ConfigError, PortInUseError
 from ..fspath import given_path
 from ..listener import Listener, ListenerDiedError
 from ..runloop import BlockingService, close_loop, install_shutdown_signals, loop_name, new_loop
+from . import backends
 from .app import Dispatcher, build_asgi
 from .arguments import check_runtime_arguments
+from .backends import BackendOptions, ServerBackend, TLSFilesLike, choose_backend, create_backend
 from .build import BuildTarget
 from .limits import HEADER_TIMEOUT, MAX_HEADER_BYTES, raise_open_file_limit
 from .livereload import ReloadHub, Sent
 from .mounts import MountedSites, SiteMap
-from .protocols import http_protocol, websocket_protocol
 from .static import StaticSite
-from .uvicorn_core import Config as UvicornConfig
-from .uvicorn_core import Server as UvicornServer
 from .watching import ReloadController, build_reload_listener, run_on_loop
 
 if TYPE_CHECKING:
@@ -43,60 +43,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("execlib.server")
 
-# Seconds after the graceful timeout at which uvicorn cancels requests that a dropped connection did not end.
-_CANCEL_BACKSTOP = 0.5
-
 
 class ListenerFailedError(ListenerDiedError):
     """A managed listener died for good; the server shut down rather than run without watching.
 
     A ListenerDiedError, like ListenerServer's: one ``except`` catches a dead listener whichever ran it.
     """
-
-
-class _Uvicorn(UvicornServer):
-    """uvicorn's Server with our readiness hook, without its signal capture, and with a shutdown
-    that ends what outlives the graceful timeout as a client disconnect.
-
-    uvicorn re-raises captured signals after serving, which would turn a clean
-    Ctrl-C into KeyboardInterrupt; ``Server.start`` installs its own handlers.
-    """
-
-    def __init__(self, config: UvicornConfig, on_started: Callable[[], None], drop_after: float) -> None:
-        super().__init__(config)
-        self._on_started = on_started
-        self._drop_after = drop_after
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        self._on_started()
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        """uvicorn's graceful shutdown, but connections still open after ``drop_after`` seconds
-        are dropped rather than their requests cancelled.
-
-        uvicorn cancels the requests still running when its graceful timeout ends, and logs each
-        CancelledError with a traceback ("Exception in ASGI application"): what every large
-        download to a slow client got on Ctrl-C. Aborting the connection first makes the request
-        see a client disconnect instead, and it ends normally (Starlette's FileResponse stops
-        streaming on ``http.disconnect``). uvicorn's own timeout, set a little later, stays as the
-        backstop for a request that ignores the disconnect.
-        """
-        timer = asyncio.get_running_loop().call_later(self._drop_after, self._drop_connections)
-        try:
-            await super().shutdown(sockets=sockets)
-        finally:
-            timer.cancel()
-
-    def _drop_connections(self) -> None:
-        for connection in list(self.server_state.connections):
-            transport = getattr(connection, "transport", None)
-            if transport is not None:
-                transport.abort()  # not close(): that would wait to flush to a client that reads slowly
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -174,6 +126,8 @@ class Server(BlockingService):
         event_loop: str = "auto",
         headers: HeadersOption = (),
         cors: bool = False,
+        backend: str = "auto",
+        http2: bool = False,
         config: ServerConfig | None = None,
     ) -> None:
         # locals() holds exactly the arguments at this point: every one is checked before any is used
@@ -200,6 +154,10 @@ class Server(BlockingService):
         self.header_timeout = config.header_timeout
         self.max_header_bytes = config.max_header_bytes
         self.event_loop = config.event_loop
+        #: the certificate files served with (HTTPS), or None: plain HTTP
+        self.tls: TLSFilesLike | None = backends.tls_of(config)  # through the module: replaceable
+        #: which HTTP server serves: "uvicorn" or "hypercorn" (``backend="auto"`` resolved)
+        self.backend = choose_backend(config, self.tls)
         self.fatal_error: BaseException | None = None
         self.watch = [os.fspath(path) for path in config.watch]  # ServerConfig made them str already
         self.ignore = tuple(config.ignore)
@@ -266,7 +224,7 @@ class Server(BlockingService):
 
         self._loop_arg = loop
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._uvicorn: _Uvicorn | None = None
+        self._backend: ServerBackend | None = None
         self._socket: socket.socket | None = None
         self._bound: tuple[str, int] | None = None
         self._lock = threading.RLock()
@@ -301,7 +259,12 @@ class Server(BlockingService):
             raise RuntimeError("the server is not bound yet; call bind(), start() or start_in_thread() first")
         host, port = bound
         shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{port}/"
+        return f"{self.scheme}://{shown}:{port}/"
+
+    @property
+    def scheme(self) -> str:
+        """The URL scheme: "https" when serving with TLS, else "http"."""
+        return "http" if self.tls is None else "https"
 
     @property
     def loop_name(self) -> str | None:
@@ -347,24 +310,16 @@ class Server(BlockingService):
             raise_open_file_limit()  # idle connections must not run the process out of descriptors
             loop = self._loop_arg or new_loop(self.event_loop)
             self._loop = loop
-            config = UvicornConfig(
-                self.asgi,
-                log_config=None,
-                access_log=False,
-                lifespan="on",
-                # our subclasses of uvicorn's httptools and websockets-sansio protocols: request
-                # heads get a deadline and a size cap, and bad UTF-8 one log line (protocols.py)
-                http=http_protocol(self.header_timeout, self.max_header_bytes),
-                ws=websocket_protocol,  # type: ignore[arg-type]  # a factory: see protocols.websocket_protocol
-                ws_max_size=1 << 20,
-                # connections still open after graceful_timeout are dropped (see _Uvicorn.shutdown);
-                # uvicorn's cancelling of what still runs then is only the backstop
-                # typed int by uvicorn, but it only goes to asyncio.wait_for: fractions of a second work
-                timeout_graceful_shutdown=self.graceful_timeout + _CANCEL_BACKSTOP,  # type: ignore[arg-type]
-                server_header=False,
-                proxy_headers=False,  # a dev server is not behind a proxy; skip the per-request check
+            options = BackendOptions(
+                header_timeout=self.header_timeout,
+                max_header_bytes=self.max_header_bytes,
+                graceful_timeout=self.graceful_timeout,
+                tls=self.tls,
+                http2=self.config.http2,
             )
-            self._uvicorn = _Uvicorn(config, on_started=self._serving_started, drop_after=self.graceful_timeout)
+            sock = self._socket
+            assert sock is not None  # bound above
+            self._backend = create_backend(self.backend, self.asgi, sock, options, self._serving_started)
             if not self._watch_before_serving():
                 self._watcher = threading.Thread(
                     target=self._watch_while_serving, args=(loop,), name="execlib-watch-setup", daemon=True
@@ -378,9 +333,8 @@ class Server(BlockingService):
             self._startup_built.set()
             if self.pre_serve is not None:
                 self.pre_serve(self)
-            sock = self._socket  # bound above; None only when a shutdown came first and closed it
-            if not self._shutdown_requested and sock is not None:
-                loop.run_until_complete(self._uvicorn.serve(sockets=[sock]))
+            if not self._shutdown_requested and self._socket is not None:
+                loop.run_until_complete(self._backend.serve())
         finally:
             self._startup_built.set()
             if self._watcher is not None and self._watcher.is_alive():
@@ -428,7 +382,7 @@ class Server(BlockingService):
             loop.run_until_complete(builder.build_now())
 
     def _serving_started(self) -> None:
-        """uvicorn accepts connections (on the loop): ready now, or once watching is set up."""
+        """The backend accepts connections (on the loop): ready now, or once watching is set up."""
         if self._watcher is None:
             self._ready.set()
         else:
@@ -474,16 +428,16 @@ class Server(BlockingService):
         self._startup_built.set()  # never leave the caller waiting on a build that won't come
 
     def shutdown(self) -> None:
-        """Stop serving: listeners first, then uvicorn. Safe from any thread, any number of times."""
+        """Stop serving: listeners first, then the backend. Safe from any thread, any number of times."""
         with self._lock:
             first = not self._shutdown_requested
             self._shutdown_requested = True
-            loop, uv = self._loop, self._uvicorn
+            loop, backend = self._loop, self._backend
         if first:
             self._stop_listeners()
-        if loop is not None and uv is not None:
+        if loop is not None and backend is not None:
             with contextlib.suppress(RuntimeError):  # loop already closed: serving is over
-                loop.call_soon_threadsafe(_set_should_exit, uv)
+                loop.call_soon_threadsafe(backend.request_exit)
 
     # -- hooks and talking to pages (any thread) ------------------------------------------
 
@@ -591,7 +545,3 @@ def _check_readable_folder(path: str, shown: str) -> None:
     except OSError as exc:
         reason = "permission denied" if isinstance(exc, PermissionError) else (exc.strerror or str(exc))
         raise ConfigError(f"cannot read folder {shown}: {reason}") from None
-
-
-def _set_should_exit(uv: UvicornServer) -> None:
-    uv.should_exit = True

@@ -1,0 +1,156 @@
+"""The Hypercorn backend (``execlib[http2]``): HTTP/1.1, and HTTP/2 over TLS.
+
+Hypercorn's public ``serve()`` binds its own sockets and, once shutdown starts, waits for every
+connection to close: a client that stops reading in the middle of a download holds it (and
+``Server.wait()``) for as long as it likes, as the task Hypercorn cancels after its graceful
+timeout then waits to flush to it. So this module runs Hypercorn's connection handling
+(``TCPServer``, its lifespan and worker context: what ``hypercorn.asyncio.run.worker_serve``
+runs) on execlib's own socket and loop, and ends a shutdown as uvicorn's backend does: after
+``graceful_timeout`` the connections still open are dropped, which their requests see as a
+client disconnect.
+
+Limits mapped from execlib's options (docs/backends.rst lists the differences):
+
+- ``max_header_bytes`` -> ``h11_max_incomplete_size`` (HTTP/1.1: a head that outgrows it before
+  it is complete is refused by h11) and ``h2_max_header_list_size`` (HTTP/2);
+- ``header_timeout`` -> ``keep_alive_timeout``: Hypercorn closes a connection that has no request
+  in progress for that long, from the moment it opens and between requests. A client slower than
+  that is closed without the 408 uvicorn's protocol sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from hypercorn.asyncio.lifespan import Lifespan
+from hypercorn.asyncio.tcp_server import TCPServer
+from hypercorn.asyncio.worker_context import WorkerContext
+from hypercorn.config import Config
+from hypercorn.utils import wrap_app
+
+from .base import BackendOptions, socket_address
+from .wsclose import ClosingWebSockets
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
+# WebSocket messages from a page are small (LiveReload's hello and info): uvicorn's backend has the same cap.
+_WS_MAX_SIZE = 1 << 20
+
+
+# Seconds after dropping the connections left at the graceful timeout before the tasks that
+# still run are cancelled: the backstop for a request that ignores the disconnect.
+_CANCEL_BACKSTOP = 0.5
+
+# The listening backlog: bind_socket's. asyncio calls listen() again with what it is given.
+_BACKLOG = 2048
+
+_log = logging.getLogger("execlib.server.hypercorn")
+
+
+def hypercorn_config(options: BackendOptions) -> Config:
+    """Hypercorn's Config for execlib's options (no binding: the socket is handed over)."""
+    config = Config()
+    config.accesslog = None  # execlib's own access log (accesslog.py) sits in the app
+    config.errorlog = _log  # a Logger: Hypercorn adds no handler of its own to it
+    config.graceful_timeout = options.graceful_timeout
+    config.keep_alive_timeout = options.header_timeout
+    config.h11_max_incomplete_size = options.max_header_bytes
+    config.h2_max_header_list_size = options.max_header_bytes
+    config.websocket_max_message_size = _WS_MAX_SIZE
+    config.include_server_header = False  # as with uvicorn (server_header=False)
+    tls = options.tls
+    if tls is not None:
+        config.certfile, config.keyfile, config.keyfile_password = tls.certfile, tls.keyfile, tls.password
+        config.alpn_protocols = ["h2", "http/1.1"] if options.http2 else ["http/1.1"]
+    return config
+
+
+class HypercornBackend:
+    """Hypercorn's connection handling on the given socket."""
+
+    name: ClassVar[str] = "hypercorn"
+
+    def __init__(
+        self, app: ASGIApp, sock: socket.socket, options: BackendOptions, on_started: Callable[[], None]
+    ) -> None:
+        # open WebSockets get uvicorn's 1012 on shutdown, not 1011 a graceful timeout later (wsclose.py)
+        self._app = ClosingWebSockets(app)
+        self._socket = sock
+        self._on_started = on_started
+        self.config = hypercorn_config(options)
+        # Made here, set on the loop: an Event binds to a loop only once awaited, and
+        # request_exit() may come before serve() has started.
+        self._exit = asyncio.Event()
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        config = self.config
+        app = wrap_app(self._app, config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
+        state: dict[str, Any] = {}
+        lifespan = Lifespan(app, config, loop, state)
+        lifespan_task = loop.create_task(lifespan.handle_lifespan())
+        await lifespan.wait_for_startup()
+        if lifespan_task.done() and lifespan_task.exception() is not None:
+            raise lifespan_task.exception()  # type: ignore[misc]  # checked just above
+        context = WorkerContext(None)
+        connections: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
+
+        async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            connections[task] = writer
+            try:
+                await TCPServer(app, loop, config, context, state, reader, writer)
+            finally:
+                connections.pop(task, None)
+
+        ssl_context = config.create_ssl_context()
+        server = await asyncio.start_server(
+            connected,
+            sock=self._socket,
+            ssl=ssl_context,
+            ssl_handshake_timeout=config.ssl_handshake_timeout if ssl_context is not None else None,
+            backlog=_BACKLOG,
+        )
+        try:
+            self._on_started()
+            await self._exit.wait()
+        finally:
+            await context.terminated.set()  # idle connections close now
+            server.close()
+            await _end_connections(connections, config.graceful_timeout)
+            await server.wait_closed()
+            await lifespan.wait_for_shutdown()
+            lifespan_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lifespan_task
+
+    def request_exit(self) -> None:
+        self._exit.set()
+        self._app.close_all()
+
+    @property
+    def bound_address(self) -> tuple[str, int]:
+        return socket_address(self._socket)
+
+
+async def _end_connections(connections: dict[asyncio.Task[Any], asyncio.StreamWriter], graceful: float) -> None:
+    """Give open connections ``graceful`` seconds, then drop the rest (see the module's docstring)."""
+    pending = set(connections)
+    if pending:
+        _, pending = await asyncio.wait(pending, timeout=graceful)
+    for task in pending:
+        # abort(), not close(): close() would wait to flush to a client that reads slowly
+        connections[task].transport.abort()
+    if pending:
+        _, pending = await asyncio.wait(pending, timeout=_CANCEL_BACKSTOP)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)
