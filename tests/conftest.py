@@ -8,6 +8,34 @@ import httpx
 import pytest
 
 from execlib import Server
+from execlib.server import backends
+
+#: EXECLIB_TEST_BACKEND=hypercorn runs the tests against Hypercorn: every Server left at
+#: backend="auto" gets it (scripts/test runs the core tests so, after the whole suite on uvicorn)
+TEST_BACKEND = os.environ.get("EXECLIB_TEST_BACKEND", "")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "backend_limit(name, reason): a documented limit of backend NAME (docs/backends.rst): "
+        "the test is expected to fail when the suite runs on it",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for mark in item.iter_markers("backend_limit"):
+            if mark.args[0] == TEST_BACKEND:
+                # strict: a limit that went away (a newer Hypercorn) should be noticed and undocumented
+                item.add_marker(pytest.mark.xfail(strict=True, reason=mark.kwargs["reason"]))
+
+
+@pytest.fixture(autouse=True)
+def _test_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    if TEST_BACKEND:
+        assert TEST_BACKEND in backends.BACKENDS, f"EXECLIB_TEST_BACKEND={TEST_BACKEND!r} names no backend"
+        monkeypatch.setattr(backends, "DEFAULT_BACKEND", TEST_BACKEND)
 
 
 def write(path: Path, content: str | bytes) -> Path:
