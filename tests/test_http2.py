@@ -7,6 +7,7 @@ fetch here also proves the certificate was served and verified.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import ssl
@@ -131,3 +132,27 @@ def test_tls_handshake_failures_are_not_logged_as_errors(site: Path, certs: Cert
         assert httpx.get(server.url, verify=certs.client_context(), timeout=10).status_code == 200
     assert records.tracebacks() == []
     assert [r for r in records.records if r.levelno >= logging.ERROR] == []
+
+
+def test_an_h2_download_in_flight_at_shutdown_ends_it_promptly_and_quietly(
+    tmp_path: Path, certs: CertFiles, records: Records
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "big.bin").write_bytes(bytes(16 << 20))
+    server = Server(site, port=0, http2=True, graceful_timeout=0.5).start_in_thread()
+
+    async def download_without_reading() -> float:
+        client = httpx.AsyncClient(http2=True, verify=certs.client_context(), timeout=10)
+        async with client, client.stream("GET", server.url + "big.bin") as response:
+            assert response.http_version == "HTTP/2"
+            started = time.monotonic()
+            await asyncio.to_thread(server.shutdown)  # the server waits for a window that never opens
+            assert await asyncio.to_thread(server.wait, 5)
+            with pytest.raises(httpx.HTTPError):
+                await response.aread()
+            return time.monotonic() - started
+
+    assert run_async(download_without_reading()) < 3
+    assert records.tracebacks() == []
+    assert [r.getMessage() for r in records.records if r.levelno >= logging.ERROR] == []

@@ -52,6 +52,8 @@ def tls_of(config: ServerConfig) -> TLSFilesLike | None:
     every server is plain HTTP. Looked up through this module at each call, so a tool (or a test)
     may replace it to hand a backend its own files.
     """
+    if not hasattr(config, "https") and not hasattr(config, "ssl_certfile"):
+        return None  # a configuration without the TLS options cannot ask for TLS
     try:
         tls = importlib.import_module("execlib.tls")
     except ImportError:

@@ -99,16 +99,22 @@ class HypercornBackend:
         if lifespan_task.done() and lifespan_task.exception() is not None:
             raise lifespan_task.exception()  # type: ignore[misc]  # checked just above
         context = WorkerContext(None)
-        connections: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
+        connections = _Connections()
 
         async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             task = asyncio.current_task()
             assert task is not None
-            connections[task] = writer
+            connections.open[task] = writer
             try:
                 await TCPServer(app, loop, config, context, state, reader, writer)
+            except asyncio.CancelledError:
+                if not connections.cancelling:
+                    raise
+                # Ended by the backstop below: said here, at debug level. Raised on, asyncio's
+                # stream callback would log it as an error with a traceback.
+                _log.debug("cancelled a connection still open after the graceful timeout")
             finally:
-                connections.pop(task, None)
+                connections.open.pop(task, None)
 
         ssl_context = config.create_ssl_context()
         server = await asyncio.start_server(
@@ -124,7 +130,7 @@ class HypercornBackend:
         finally:
             await context.terminated.set()  # idle connections close now
             server.close()
-            await _end_connections(connections, config.graceful_timeout)
+            await connections.end(config.graceful_timeout)
             await server.wait_closed()
             await lifespan.wait_for_shutdown()
             lifespan_task.cancel()
@@ -140,17 +146,29 @@ class HypercornBackend:
         return socket_address(self._socket)
 
 
-async def _end_connections(connections: dict[asyncio.Task[Any], asyncio.StreamWriter], graceful: float) -> None:
-    """Give open connections ``graceful`` seconds, then drop the rest (see the module's docstring)."""
-    pending = set(connections)
-    if pending:
-        _, pending = await asyncio.wait(pending, timeout=graceful)
-    for task in pending:
-        # abort(), not close(): close() would wait to flush to a client that reads slowly
-        connections[task].transport.abort()
-    if pending:
-        _, pending = await asyncio.wait(pending, timeout=_CANCEL_BACKSTOP)
-    for task in pending:
-        task.cancel()
-    if pending:
-        await asyncio.wait(pending)
+class _Connections:
+    """The open connections (each one's task and writer), and how a shutdown ends them."""
+
+    def __init__(self) -> None:
+        self.open: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
+        self.cancelling = False
+
+    async def end(self, graceful: float) -> None:
+        """Give open connections ``graceful`` seconds, then drop the rest (see the module's docstring).
+
+        Some end only by the cancel after that: an HTTP/2 connection whose client has gone waits
+        out Hypercorn's idle timer before its task ends, and may not have noticed the shutdown.
+        """
+        pending = set(self.open)
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=graceful)
+        for task in pending:
+            # abort(), not close(): close() would wait to flush to a client that reads slowly
+            self.open[task].transport.abort()
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=_CANCEL_BACKSTOP)
+        self.cancelling = True
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
