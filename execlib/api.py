@@ -99,7 +99,13 @@ _FLAG_OPTIONS = {
     "quiet": "--quiet",
     "verbose": "--verbose",
 }
-_VALUE_OPTIONS = {"fallback": "--fallback", "log_format": "--log-format"}
+_VALUE_OPTIONS = {
+    "fallback": "--fallback",
+    "log_format": "--log-format",
+    "browser": "--browser",
+    "event_loop": "--loop",
+    "banner": "--banner",
+}
 
 
 def _serve_args(server_options: dict[str, Any]) -> list[str]:
@@ -108,6 +114,8 @@ def _serve_args(server_options: dict[str, Any]) -> list[str]:
         if name == "livereload":
             if not value:
                 args.append("--no-livereload")
+        elif name == "open" and isinstance(value, str):
+            args.append(f"--open={value}")  # the page to open (a URL path); "=" keeps it off ROOT's place
         elif name in _FLAG_OPTIONS:
             if value:
                 args.append(_FLAG_OPTIONS[name])

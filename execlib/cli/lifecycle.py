@@ -53,6 +53,8 @@ def forwarded_serve_args(parser: argparse.ArgumentParser, args: argparse.Namespa
             out += [option] * int(value)
         elif action.nargs == 0:  # store_true / store_false / store_const
             out.append(option)
+        elif action.nargs == "?":  # --open [PATH]: the bare flag, or its value joined by "="
+            out.append(option if value == action.const else f"{option}={value}")
         elif isinstance(action, argparse._AppendAction):
             for item in value:
                 out += [option, str(item)]
