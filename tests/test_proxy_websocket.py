@@ -1,0 +1,371 @@
+"""WebSocket proxying (execlib.proxy.websocket) between a real backend and real clients.
+
+The backend is a Starlette app on uvicorn; the proxy is a bare ASGI app that hands websocket
+scopes to ``proxy_websocket``, on uvicorn too; the client is the ``websockets`` asyncio client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import queue
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from execlib.proxy.websocket import proxy_websocket, upstream_url
+from tests.helpers import run_async, wait_until
+
+HOST = "127.0.0.1"
+TIMEOUT = 10.0
+
+
+# -- the backend -------------------------------------------------------------------------
+
+
+class Backend:
+    """A Starlette app with WebSocket routes; what it saw is put on thread-safe queues."""
+
+    def __init__(self) -> None:
+        self.disconnects: queue.Queue[tuple[int, str | None]] = queue.Queue()
+        self.app = Starlette(
+            routes=[
+                WebSocketRoute("/echo", self.echo),
+                WebSocketRoute("/info", self.info),
+                WebSocketRoute("/bye", self.bye),
+                WebSocketRoute("/proto", self.proto),
+                WebSocketRoute("/listen", self.listen),
+                WebSocketRoute("/refuse", self.refuse),
+            ]
+        )
+
+    async def echo(self, ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            while True:
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                if message.get("text") is not None:
+                    await ws.send_text(message["text"])
+                else:
+                    await ws.send_bytes(message["bytes"])
+        except WebSocketDisconnect:
+            return
+
+    async def info(self, ws: WebSocket) -> None:
+        """Tells what the upstream handshake looked like, then closes."""
+        await ws.accept()
+        headers: dict[str, list[str]] = {}
+        for name, value in ws.scope["headers"]:
+            headers.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
+        raw_path = ws.scope.get("raw_path") or b""
+        await ws.send_json(
+            {
+                "path": ws.scope["path"],
+                "raw_path": raw_path.decode("latin-1"),
+                "query": ws.scope["query_string"].decode("latin-1"),
+                "headers": headers,
+            }
+        )
+        await ws.close()
+
+    async def bye(self, ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.receive_text()
+        await ws.close(4001, "bye")
+
+    async def proto(self, ws: WebSocket) -> None:
+        offered = ws.scope["subprotocols"]
+        chosen = "v2.chat" if "v2.chat" in offered else None
+        await ws.accept(subprotocol=chosen)
+        await ws.send_text(f"chose {chosen}; offered {','.join(offered)}")
+        await ws.close()
+
+    async def listen(self, ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text("ready")
+        try:
+            while True:
+                await ws.receive_text()
+        except WebSocketDisconnect as exc:
+            self.disconnects.put((exc.code, exc.reason))
+
+    async def refuse(self, ws: WebSocket) -> None:
+        await ws.close(1008)  # before accepting: an HTTP 403
+
+
+# -- the proxy ---------------------------------------------------------------------------
+
+
+class Proxy:
+    """A bare ASGI app: WebSockets go to ``proxy_websocket``, HTTP gets a 404. Counts live handlers."""
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        self.active = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            self.active += 1
+            try:
+                await proxy_websocket(scope, receive, send, self.backend, open_timeout=5)
+            finally:
+                self.active -= 1
+        elif scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 404, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+
+class Running:
+    def __init__(self, app: Any) -> None:
+        # proxy_headers off: uvicorn would otherwise take the test's X-Forwarded-For as the client
+        config = uvicorn.Config(app, host=HOST, port=0, log_level="warning", lifespan="off", proxy_headers=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        wait_until(lambda: self.server.started or not self.thread.is_alive(), TIMEOUT, message="uvicorn start")
+        assert self.server.started, "uvicorn did not start"
+        self.port: int = self.server.servers[0].sockets[0].getsockname()[1]
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(TIMEOUT)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture(scope="module")
+def backend() -> Iterator[tuple[Backend, int]]:
+    app = Backend()
+    running = Running(app.app)
+    try:
+        yield app, running.port
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def proxy_server(backend: tuple[Backend, int]) -> Iterator[tuple[Proxy, int]]:
+    app = Proxy(f"http://{HOST}:{backend[1]}")
+    running = Running(app)
+    try:
+        yield app, running.port
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def proxy(proxy_server: tuple[Proxy, int]) -> Iterator[str]:
+    """The proxy's ws:// base URL; after the test, every proxied connection must have ended."""
+    app, port = proxy_server
+    yield f"ws://{HOST}:{port}"
+    wait_until(lambda: app.active == 0, TIMEOUT, message="the proxy handlers to end")
+
+
+# -- tests -------------------------------------------------------------------------------
+
+
+def test_upstream_url() -> None:
+    scope = {"path": "/a b", "raw_path": b"/a%20b", "query_string": b"x=1&y=%2F"}
+    assert upstream_url("http://127.0.0.1:3000", scope) == "ws://127.0.0.1:3000/a%20b?x=1&y=%2F"
+    assert upstream_url("https://example.test/", scope) == "wss://example.test/a%20b?x=1&y=%2F"
+    assert upstream_url("http://h:1/app/", {"path": "/ws", "query_string": b""}) == "ws://h:1/app/ws"
+
+
+def test_echo_text_and_binary(proxy: str) -> None:
+    async def scenario() -> None:
+        async with connect(proxy + "/echo", open_timeout=TIMEOUT, max_size=None) as ws:
+            await ws.send("hello ünïcode")
+            assert await ws.recv() == "hello ünïcode"
+            await ws.send(b"\x00\x01\xffbinary")
+            assert await ws.recv() == b"\x00\x01\xffbinary"
+            big = bytes(range(256)) * 8192  # 2 MiB: over websockets' default 1 MiB limit
+            await ws.send(big)
+            assert await ws.recv() == big
+
+    run_async(asyncio.wait_for(scenario(), TIMEOUT))
+
+
+def test_many_messages_in_order(proxy: str) -> None:
+    count = 2000
+
+    async def scenario() -> None:
+        async with connect(proxy + "/echo", open_timeout=TIMEOUT) as ws:
+
+            async def produce() -> None:
+                for i in range(count):
+                    await ws.send(f"m{i}" if i % 2 else f"m{i}".encode())
+
+            producer = asyncio.ensure_future(produce())
+            received = [await ws.recv() for _ in range(count)]
+            await producer
+        assert received == [f"m{i}" if i % 2 else f"m{i}".encode() for i in range(count)]
+
+    run_async(asyncio.wait_for(scenario(), 3 * TIMEOUT))
+
+
+def test_subprotocol_negotiated_by_backend(proxy: str) -> None:
+    async def scenario() -> None:
+        async with connect(proxy + "/proto", subprotocols=["v1.chat", "v2.chat"], open_timeout=TIMEOUT) as ws:  # type: ignore[list-item]
+            assert ws.subprotocol == "v2.chat"
+            assert await ws.recv() == "chose v2.chat; offered v1.chat,v2.chat"
+        async with connect(proxy + "/proto", subprotocols=["v1.chat"], open_timeout=TIMEOUT) as ws:  # type: ignore[list-item]
+            assert ws.subprotocol is None
+            assert await ws.recv() == "chose None; offered v1.chat"
+        async with connect(proxy + "/proto", open_timeout=TIMEOUT) as ws:
+            assert ws.subprotocol is None
+            assert await ws.recv() == "chose None; offered "
+
+    run_async(asyncio.wait_for(scenario(), TIMEOUT))
+
+
+def test_close_from_backend_reaches_client_with_code(proxy: str) -> None:
+    async def scenario() -> None:
+        async with connect(proxy + "/bye", open_timeout=TIMEOUT) as ws:
+            await ws.send("go")
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            assert ws.close_code == 4001
+            assert ws.close_reason == "bye"
+
+    run_async(asyncio.wait_for(scenario(), TIMEOUT))
+
+
+def test_close_from_client_reaches_backend_with_code(proxy: str, backend: tuple[Backend, int]) -> None:
+    app = backend[0]
+
+    async def scenario() -> None:
+        async with connect(proxy + "/listen", open_timeout=TIMEOUT) as ws:
+            assert await ws.recv() == "ready"
+            await ws.send("something")
+            await ws.close(4002, "client done")
+
+    run_async(asyncio.wait_for(scenario(), TIMEOUT))
+    assert app.disconnects.get(timeout=TIMEOUT) == (4002, "client done")
+
+
+def test_client_dropping_the_connection_closes_the_upstream(proxy: str, backend: tuple[Backend, int]) -> None:
+    """A client that vanishes without a close frame: the backend still sees its connection end."""
+    app = backend[0]
+
+    async def scenario() -> None:
+        ws = await connect(proxy + "/listen", open_timeout=TIMEOUT)
+        assert await ws.recv() == "ready"
+        ws.transport.abort()  # TCP reset, no closing handshake
+        await ws.wait_closed()
+
+    run_async(asyncio.wait_for(scenario(), TIMEOUT))
+    code, _ = app.disconnects.get(timeout=TIMEOUT)
+    assert code in (1000, 1001, 1011)  # a sendable code, whichever the client-side server reported
+
+
+def test_query_string_path_and_headers_forwarded(proxy: str, proxy_server: tuple[Proxy, int]) -> None:
+    proxy_port = proxy_server[1]
+    backend_origin = proxy_server[0].backend
+
+    async def fetch(origin: str) -> dict[str, Any]:
+        async with connect(
+            proxy + "/info?a=1&b=%2Fx%20y",
+            open_timeout=TIMEOUT,
+            origin=origin,  # type: ignore[arg-type]
+            additional_headers=[
+                ("Cookie", "session=abc; theme=dark"),
+                ("Authorization", "Bearer t0ken"),
+                ("X-Custom", "kept"),
+                ("Connection", "Upgrade, X-Hop"),
+                ("X-Hop", "dropped: named in Connection"),
+                ("Keep-Alive", "timeout=5"),
+                ("X-Forwarded-For", "10.9.9.9"),  # a client may not choose what the backend trusts
+            ],
+            user_agent_header="test-agent/1",
+        ) as ws:
+            info: dict[str, Any] = json.loads(await ws.recv())
+            return info
+
+    info = run_async(asyncio.wait_for(fetch(f"http://{HOST}:{proxy_port}"), TIMEOUT))
+    headers = info["headers"]
+    assert info["path"] == "/info"
+    assert info["query"] == "a=1&b=%2Fx%20y"
+    assert headers["cookie"] == ["session=abc; theme=dark"]
+    assert headers["authorization"] == ["Bearer t0ken"]
+    assert headers["x-custom"] == ["kept"]
+    assert headers["user-agent"] == ["test-agent/1"]
+    # the proxy's own origin becomes the backend's, so same-origin checks pass
+    assert headers["origin"] == [backend_origin]
+    assert headers["host"] == [backend_origin.removeprefix("http://")]
+    assert headers["x-forwarded-for"] == [HOST]
+    assert headers["x-forwarded-host"] == [f"{HOST}:{proxy_port}"]
+    assert headers["x-forwarded-proto"] == ["http"]
+    assert "x-hop" not in headers and "keep-alive" not in headers
+    # the upstream handshake is the upstream client's own: one of each, no copies of the client's
+    for name in ("sec-websocket-key", "sec-websocket-version", "upgrade", "connection"):
+        assert len(headers[name]) == 1, name
+    assert "sec-websocket-extensions" not in headers  # no compression on the local hop
+
+    # a page from elsewhere keeps its Origin: the backend's cross-site check must still see it
+    info = run_async(asyncio.wait_for(fetch("http://evil.example"), TIMEOUT))
+    assert info["headers"]["origin"] == ["http://evil.example"]
+
+
+def test_backend_refusing_handshake_passes_status(proxy: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+
+    async def scenario() -> None:
+        with pytest.raises(InvalidStatus) as info:
+            await connect(proxy + "/refuse", open_timeout=TIMEOUT)
+        assert info.value.response.status_code == 403
+        with pytest.raises(InvalidStatus) as info:
+            await connect(proxy + "/no-such-route", open_timeout=TIMEOUT)
+        assert info.value.response.status_code == 403  # Starlette refuses unknown WebSocket routes so
+
+    run_async(asyncio.wait_for(scenario(), TIMEOUT))
+    lines = [r for r in caplog.records if r.name == "execlib.proxy"]
+    assert len(lines) == 2 and all("refused the handshake (403)" in r.getMessage() for r in lines)
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_backend_down_fails_cleanly(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    with socket.socket() as sock:  # a port nothing listens on once this closes
+        sock.bind((HOST, 0))
+        dead_port = sock.getsockname()[1]
+    app = Proxy(f"http://{HOST}:{dead_port}")
+    running = Running(app)
+    try:
+
+        async def scenario() -> None:
+            with pytest.raises(InvalidStatus) as info:
+                await connect(f"ws://{HOST}:{running.port}/echo?x=1", open_timeout=TIMEOUT)
+            response = info.value.response
+            assert response.status_code == 502
+            assert f"http://{HOST}:{dead_port}" in response.body.decode()
+
+        run_async(asyncio.wait_for(scenario(), TIMEOUT))
+        wait_until(lambda: app.active == 0, TIMEOUT, message="the proxy handler to end")
+    finally:
+        running.stop()
+    lines = [r for r in caplog.records if r.name == "execlib.proxy"]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert "cannot reach the backend" in lines[0].getMessage()
+    assert f"ws://{HOST}:{dead_port}/echo?x=1" in lines[0].getMessage()
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+def test_close_code_without_status_and_server_close_codes() -> None:
+    from execlib.proxy.websocket import _sendable
+
+    assert _sendable(None, "") == (1000, "")
+    assert _sendable(1005, "") == (1000, "")
+    assert _sendable(1006, "lost") == (1011, "")
+    assert _sendable(4001, "bye") == (4001, "bye")
