@@ -369,3 +369,28 @@ def test_close_code_without_status_and_server_close_codes() -> None:
     assert _sendable(1005, "") == (1000, "")
     assert _sendable(1006, "lost") == (1011, "")
     assert _sendable(4001, "bye") == (4001, "bye")
+
+
+def test_backend_stopping_closes_client_and_ends_handler() -> None:
+    """A backend shut down (a code reloader restarting it) mid-connection: the client learns it."""
+    app = Backend()
+    backend = Running(app.app)
+    proxy_app = Proxy(f"http://{HOST}:{backend.port}")
+    proxy = Running(proxy_app)
+    try:
+
+        async def scenario() -> None:
+            async with connect(f"ws://{HOST}:{proxy.port}/listen", open_timeout=TIMEOUT) as ws:
+                assert await ws.recv() == "ready"
+                await asyncio.get_running_loop().run_in_executor(None, backend.stop)
+                with pytest.raises(ConnectionClosed):
+                    await ws.recv()
+                # uvicorn closes with 1012 (service restart) as it shuts down; the proxy passes that on
+                assert ws.close_code == 1012, ws.close_code
+
+        run_async(asyncio.wait_for(scenario(), 2 * TIMEOUT))
+        wait_until(lambda: proxy_app.active == 0, TIMEOUT, message="the proxy handler to end")
+    finally:
+        proxy.stop()
+        if backend.thread.is_alive():
+            backend.stop()
