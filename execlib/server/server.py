@@ -429,7 +429,9 @@ class Server(BlockingService):
         return self.build_on_start and self.controller.build_target is not None
 
     def _start_watching(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self.livereload or self.controller.build_target is not None:
+        # proxy mode with neither ROOT nor --watch paths has nothing to watch
+        something = bool(self.controller.folders or self.watch)
+        if something and (self.livereload or self.controller.build_target is not None):
             self._own_listeners.append(
                 build_reload_listener(
                     self.controller,
