@@ -44,6 +44,10 @@ class BackendState:
 
 
 def make_app(state: BackendState) -> Any:
+    return Starlette(routes=[*_page_routes(state), *_stream_routes(state), *_header_routes()])
+
+
+def _page_routes(state: BackendState) -> list[Route]:
     async def page(request: Request) -> Response:
         return HTMLResponse(PAGE.format(msg=state.msg, head=state.head))
 
@@ -64,6 +68,16 @@ def make_app(state: BackendState) -> Any:
 
         return StreamingResponse(pieces(), media_type="text/html")
 
+    return [
+        Route("/", page),
+        Route("/page", page),
+        Route("/gzip", gzipped),
+        Route("/deflate", deflated),
+        Route("/stream", streamed),
+    ]
+
+
+def _stream_routes(state: BackendState) -> list[Route]:
     async def data(request: Request) -> Response:
         return JSONResponse({"html": "</body>", "ok": True})
 
@@ -101,6 +115,16 @@ def make_app(state: BackendState) -> Any:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    return [
+        Route("/data.json", data),
+        Route("/binary", binary),
+        Route("/big", big),
+        Route("/upload", upload, methods=["POST", "PUT"]),
+        Route("/sse", sse),
+    ]
+
+
+def _header_routes() -> list[Route]:
     async def redirect(request: Request) -> Response:
         return RedirectResponse(f"http://{HOST}:{request.url.port}/target?x=1", status_code=302)
 
@@ -131,26 +155,14 @@ def make_app(state: BackendState) -> Any:
             headers={"connection": "x-hop-secret", "x-hop-secret": "1", "keep-alive": "timeout=99", "x-end": "kept"},
         )
 
-    return Starlette(
-        routes=[
-            Route("/", page),
-            Route("/page", page),
-            Route("/gzip", gzipped),
-            Route("/deflate", deflated),
-            Route("/stream", streamed),
-            Route("/data.json", data),
-            Route("/binary", binary),
-            Route("/big", big),
-            Route("/upload", upload, methods=["POST", "PUT"]),
-            Route("/sse", sse),
-            Route("/redirect", redirect),
-            Route("/cookie", cookie),
-            Route("/csp", csp),
-            Route("/csp-nonce", csp_nonce),
-            Route("/headers", headers, methods=["GET", "POST"]),
-            Route("/hop", hop),
-        ]
-    )
+    return [
+        Route("/redirect", redirect),
+        Route("/cookie", cookie),
+        Route("/csp", csp),
+        Route("/csp-nonce", csp_nonce),
+        Route("/headers", headers, methods=["GET", "POST"]),
+        Route("/hop", hop),
+    ]
 
 
 class HoldApp:
