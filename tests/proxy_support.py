@@ -10,6 +10,7 @@ import os
 import socket
 import threading
 import zlib
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
@@ -17,7 +18,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from .helpers import wait_until
@@ -43,8 +44,8 @@ class BackendState:
         self.uploads: list[dict[str, Any]] = []
 
 
-def make_app(state: BackendState) -> Any:
-    return Starlette(routes=[*_page_routes(state), *_stream_routes(state), *_header_routes()])
+def make_app(state: BackendState, extra: Sequence[BaseRoute] = ()) -> Any:
+    return Starlette(routes=[*extra, *_page_routes(state), *_stream_routes(state), *_header_routes()])
 
 
 def _page_routes(state: BackendState) -> list[Route]:
@@ -186,9 +187,10 @@ class HoldApp:
 class Backend:
     """The test backend on uvicorn in a thread; ``stop()`` and ``start()`` again on the same port."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, routes: Sequence[BaseRoute] = ()) -> None:
         self.state = BackendState()
         self.port = port
+        self.routes = routes
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
 
@@ -197,7 +199,7 @@ class Backend:
         return f"http://{HOST}:{self.port}"
 
     def start(self) -> Backend:
-        app = HoldApp(make_app(self.state), self.state)
+        app = HoldApp(make_app(self.state, self.routes), self.state)
         config = uvicorn.Config(app, host=HOST, port=self.port, log_level="warning", lifespan="off")
         server = uvicorn.Server(config)
         self.server = server
