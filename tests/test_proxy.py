@@ -291,3 +291,27 @@ def test_gzip_page_unchanged_with_livereload_off(backend: Backend, proxy) -> Non
         raw = b"".join(response.iter_raw())
     assert raw[:2] == b"\x1f\x8b"  # passed on as the backend compressed it
     assert SCRIPT_TAG not in gzip.decompress(raw)
+
+
+def test_websocket_echo_goes_through_the_dispatcher(proxy) -> None:
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket
+    from websockets.sync.client import connect
+
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        async for text in websocket.iter_text():
+            await websocket.send_text("echo " + text)
+
+    backend = Backend(routes=[WebSocketRoute("/ws", echo)]).start()
+    try:
+        server = proxy(backend.url)
+        with connect(server.url.replace("http://", "ws://") + "ws", open_timeout=10) as websocket:
+            websocket.send("hi")
+            assert websocket.recv(timeout=10) == "echo hi"
+        # execlib's own socket is still execlib's: its hello, not the backend's
+        with connect(server.url.replace("http://", "ws://") + "livereload", open_timeout=10) as websocket:
+            websocket.send('{"command": "hello", "protocols": ["http://livereload.com/protocols/official-7"]}')
+            assert '"serverName": "execlib"' in websocket.recv(timeout=10)
+    finally:
+        backend.stop()
