@@ -176,10 +176,11 @@ def execlib_proxy(backend_url: str) -> Iterator[Started]:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, start_new_session=True, env=env, cwd=cwd)
         try:
             line = read_first_line(proc, START_TIMEOUT)
-            match = re.search(r"http://[^\s/]+", line)
-            if not match:
+            # "Serving http://BACKEND at http://127.0.0.1:PORT/ ...": the proxy's own URL is the last
+            urls = re.findall(r"http://[^\s/]+", line)
+            if not urls:
                 raise RuntimeError(f"cannot find the URL in execlib's first line: {line!r}")
-            yield Started(match.group(0), proc)
+            yield Started(urls[-1], proc)
         finally:
             stop(proc)
 
