@@ -99,7 +99,13 @@ _FLAG_OPTIONS = {
     "quiet": "--quiet",
     "verbose": "--verbose",
 }
-_VALUE_OPTIONS = {"fallback": "--fallback", "log_format": "--log-format"}
+_VALUE_OPTIONS = {
+    "fallback": "--fallback",
+    "log_format": "--log-format",
+    "proxy": "--proxy",
+    "proxy_host_header": "--proxy-host-header",
+    "proxy_timeout": "--proxy-timeout",
+}
 
 
 def _serve_args(server_options: dict[str, Any]) -> list[str]:
