@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from starlette.types import Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.typing import Origin, Subprotocol
 
 logger = logging.getLogger("execlib.proxy")
@@ -71,6 +71,11 @@ _ABNORMAL = frozenset({1006, 1015})  # connection lost / TLS failure: the other 
 
 #: how long the upstream handshake may take before the client is refused
 DEFAULT_OPEN_TIMEOUT = 10.0
+
+# Backends that refused the last WebSocket: a page's client retrying every second while its
+# backend restarts must not print a line per attempt, only one when it goes down and one when
+# it answers again. Touched only from the server's event loop.
+_unreachable: set[str] = set()
 
 
 def upstream_url(backend: str, scope: Scope) -> str:
@@ -188,16 +193,28 @@ async def _open_upstream(scope: Scope, send: Send, backend: str, open_timeout: f
     except InvalidStatus as exc:
         # The backend answered the handshake with an HTTP status (403 for a bad Origin, 404 for
         # no such route): the client gets the same status, so it sees what the backend said.
+        _answered(backend)
         response = exc.response
-        logger.warning("WebSocket %s: the backend refused the handshake (%d)", url, response.status_code)
+        # the backend's own decision, shown by the access log too: not a warning
+        logger.info("WebSocket %s: the backend refused the handshake (%d)", url, response.status_code)
         content_type = response.headers.get("Content-Type", "text/plain; charset=utf-8")
         await _refuse(scope, send, response.status_code, bytes(response.body or b""), content_type)
-    except (OSError, TimeoutError, InvalidHandshake) as exc:
+    except (OSError, TimeoutError, WebSocketException) as exc:
         reason = str(exc) or type(exc).__name__
-        logger.warning("WebSocket %s: cannot reach the backend: %s", url, reason)
+        if backend in _unreachable:
+            logger.debug("WebSocket %s: cannot reach the backend: %s", url, reason)
+        else:
+            _unreachable.add(backend)
+            logger.warning("WebSocket %s: cannot reach the backend: %s", url, reason)
         body = f"502 Bad Gateway: cannot open a WebSocket to {backend}: {reason}\n".encode()
         await _refuse(scope, send, 502, body, "text/plain; charset=utf-8")
     return None
+
+
+def _answered(backend: str) -> None:
+    if backend in _unreachable:
+        _unreachable.discard(backend)
+        logger.info("WebSocket: the backend %s answers again", backend)
 
 
 def _accept_headers(upstream: ClientConnection) -> list[tuple[bytes, bytes]]:
@@ -298,6 +315,7 @@ async def proxy_websocket(
     upstream = await _open_upstream(scope, send, backend, open_timeout)
     if upstream is None:
         return
+    _answered(backend)
     try:
         await send(
             {"type": "websocket.accept", "subprotocol": upstream.subprotocol, "headers": _accept_headers(upstream)}
