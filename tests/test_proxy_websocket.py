@@ -47,6 +47,7 @@ class Backend:
                 WebSocketRoute("/proto", self.proto),
                 WebSocketRoute("/listen", self.listen),
                 WebSocketRoute("/refuse", self.refuse),
+                WebSocketRoute("/cookie", self.cookie),
             ]
         )
 
@@ -101,6 +102,10 @@ class Backend:
                 await ws.receive_text()
         except WebSocketDisconnect as exc:
             self.disconnects.put((exc.code, exc.reason))
+
+    async def cookie(self, ws: WebSocket) -> None:
+        await ws.accept(headers=[(b"set-cookie", b"ws=1; Path=/"), (b"x-backend", b"yes")])
+        await ws.close()
 
     async def refuse(self, ws: WebSocket) -> None:
         await ws.close(1008)  # before accepting: an HTTP 403
@@ -316,6 +321,19 @@ def test_query_string_path_and_headers_forwarded(proxy: str, proxy_server: tuple
     # a page from elsewhere keeps its Origin: the backend's cross-site check must still see it
     info = run_async(asyncio.wait_for(fetch("http://evil.example"), TIMEOUT))
     assert info["headers"]["origin"] == ["http://evil.example"]
+
+
+def test_handshake_response_headers_reach_client(proxy: str) -> None:
+    async def scenario() -> None:
+        async with connect(proxy + "/cookie", open_timeout=TIMEOUT) as ws:
+            assert ws.response is not None
+            headers = ws.response.headers
+            assert headers.get_all("Set-Cookie") == ["ws=1; Path=/"]
+            assert headers["X-Backend"] == "yes"
+            assert len(headers.get_all("Sec-WebSocket-Accept")) == 1  # the proxy's own, not a copy of the backend's
+            assert len(headers.get_all("Server")) <= 1
+
+    run_async(asyncio.wait_for(scenario(), TIMEOUT))
 
 
 def test_backend_refusing_handshake_passes_status(proxy: str, caplog: pytest.LogCaptureFixture) -> None:
