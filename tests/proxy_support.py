@@ -60,6 +60,9 @@ def _page_routes(state: BackendState) -> list[Route]:
         body = zlib.compress(PAGE.format(msg="deflated", head="").encode())
         return Response(body, media_type="text/html", headers={"content-encoding": "deflate"})
 
+    async def bad_gzip(request: Request) -> Response:
+        return Response(b"not gzip at all", media_type="text/html", headers={"content-encoding": "gzip"})
+
     async def streamed(request: Request) -> Response:
         async def pieces() -> Any:
             yield b"<!DOCTYPE html><html><head><title>s</title></head><body><p id='first'>first</p>"
@@ -74,6 +77,7 @@ def _page_routes(state: BackendState) -> list[Route]:
         Route("/page", page),
         Route("/gzip", gzipped),
         Route("/deflate", deflated),
+        Route("/bad-gzip", bad_gzip),
         Route("/stream", streamed),
     ]
 

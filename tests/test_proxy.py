@@ -315,3 +315,11 @@ def test_websocket_echo_goes_through_the_dispatcher(proxy) -> None:
             assert '"serverName": "execlib"' in websocket.recv(timeout=10)
     finally:
         backend.stop()
+
+
+def test_html_that_does_not_decode_is_a_502(backend: Backend, proxy, client: httpx.Client) -> None:
+    server = proxy(backend.url)
+    response = client.get(server.url + "bad-gzip")
+    assert response.status_code == 502
+    assert response.text.startswith(f"execlib: bad response from the backend {backend.url}: gzip body does not decode")
+    assert response.text.count("\n") == 1

@@ -56,6 +56,10 @@ class ClientGone(Exception):
     """The browser closed the connection while its request body was being forwarded."""
 
 
+class BadBody(Exception):
+    """A compressed HTML body that does not decode as its Content-Encoding says."""
+
+
 class ProxyApp:
     """Forwards HTTP requests (and, through ``execlib.proxy.websocket``, WebSockets) to ``backend``."""
 
@@ -135,9 +139,11 @@ class ProxyApp:
                 group.start_soon(watch_disconnect)
                 try:
                     await self._relay(scope, send, response)
-                except httpx.HTTPError as error:
+                except (httpx.HTTPError, BadBody) as error:
                     # the response was started: all that can be done is end it early, and say why
                     logger.warning("backend %s broke off a response: %s", self.backend.origin, _one_line(error))
+                except OSError:
+                    pass  # the client went away while it was being sent (uvicorn's ClientDisconnected)
                 group.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
@@ -180,7 +186,12 @@ class ProxyApp:
         length = response.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) <= WHOLE_HTML_BYTES:
             raw = b"".join([piece async for piece in response.aiter_raw()])
-            body = inject_whole(decoder.decompress(raw), tag)
+            try:
+                decoded = decoder.decompress(raw)
+            except Exception as error:  # zlib.error, brotli.error: the decoders' own kinds
+                await self._send_bad_gateway(scope, send, BadBody(f"{encoding} body does not decode: {error}"))
+                return
+            body = inject_whole(decoded, tag)
             headers.append((b"content-length", str(len(body)).encode()))
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
@@ -188,7 +199,11 @@ class ProxyApp:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         injector = StreamInjector(tag)
         async for piece in response.aiter_raw():
-            out = injector.feed(decoder.decompress(piece))
+            try:
+                decoded = decoder.decompress(piece)
+            except Exception as error:
+                raise BadBody(f"{encoding} body does not decode: {error}") from None
+            out = injector.feed(decoded)
             if out:
                 await send({"type": "http.response.body", "body": out, "more_body": True})
         await send({"type": "http.response.body", "body": injector.finish()})
@@ -231,7 +246,7 @@ class ProxyApp:
             content_type = b"text/plain; charset=utf-8"
         await _send_whole(scope, send, 502, body, content_type)
 
-    async def _send_bad_gateway(self, scope: Scope, send: Send, error: httpx.HTTPError) -> None:
+    async def _send_bad_gateway(self, scope: Scope, send: Send, error: Exception) -> None:
         line = f"execlib: bad response from the backend {self.backend.origin}: {_one_line(error)}"
         logger.warning("%s %s: %s", scope["method"], scope["path"], line)
         await _send_whole(scope, send, 502, (line + "\n").encode(), b"text/plain; charset=utf-8")
