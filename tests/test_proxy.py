@@ -323,3 +323,17 @@ def test_html_that_does_not_decode_is_a_502(backend: Backend, proxy, client: htt
     assert response.status_code == 502
     assert response.text.startswith(f"execlib: bad response from the backend {backend.url}: gzip body does not decode")
     assert response.text.count("\n") == 1
+
+
+def test_kept_alive_connection_to_a_restarted_backend_is_not_an_error(proxy, client: httpx.Client) -> None:
+    backend = Backend().start()
+    try:
+        server = proxy(backend.url)
+        assert client.get(server.url + "page").status_code == 200  # leaves a pooled connection behind
+        backend.stop()
+        backend.start()  # the same port
+        for _ in range(3):
+            response = client.get(server.url + "page")
+            assert response.status_code == 200, response.text
+    finally:
+        backend.stop()

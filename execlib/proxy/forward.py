@@ -150,9 +150,14 @@ class ProxyApp:
                 await response.aclose()
 
     async def _open(self, method: str, url: str, headers: Headers, content: AsyncIterator[bytes] | None) -> Any:
-        """The backend's response (headers read, body not yet), connecting again while it refuses."""
+        """The backend's response (headers read, body not yet), connecting again while it refuses.
+
+        A request without a body is sent once more when its connection broke before any answer:
+        a kept-alive connection to a backend that has since restarted fails that way.
+        """
         deadline = time.monotonic() + self.timeout
         pause = FIRST_RETRY
+        resent = content is not None  # a body already read from the client cannot be sent again
         while True:
             left = max(deadline - time.monotonic(), 0.01)
             request = httpx.Request(method, url, headers=headers, content=content)
@@ -165,6 +170,11 @@ class ProxyApp:
                     raise
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, MAX_RETRY)
+                continue
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                if resent:
+                    raise
+                resent = True
                 continue
             self.status.answered()
             return response
