@@ -111,7 +111,7 @@ def _peak_rss() -> int:
 
 def test_large_download_uses_bounded_memory(backend: Backend, proxy) -> None:
     server = proxy(backend.url)
-    size = 256 << 20
+    size = 1 << 30  # the 1 GB of the issue: about 5 s over loopback
     with open("/proc/self/clear_refs", "w") as refs:
         refs.write("5")  # resets the peak RSS to now
     before = _peak_rss()
