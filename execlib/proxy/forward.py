@@ -63,7 +63,9 @@ class BadBody(Exception):
 class ProxyApp:
     """Forwards HTTP requests (and, through ``execlib.proxy.websocket``, WebSockets) to ``backend``."""
 
-    def __init__(self, backend: Backend, *, rewrite_host: bool = False, timeout: float = 5.0, inject: bool = True):
+    def __init__(
+        self, backend: Backend, *, rewrite_host: bool = False, timeout: float = 5.0, inject: bool = True
+    ) -> None:
         self.backend = backend
         self.rewrite_host = rewrite_host
         self.timeout = timeout

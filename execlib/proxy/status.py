@@ -33,36 +33,40 @@ class BackendStatus:
 
     async def probe(self) -> bool:
         """Try a connection to the backend now (the waiting page asks this until it is back)."""
-        host = self.backend.hostname
-        try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host, self.backend.port), PROBE_TIMEOUT)
-        except (OSError, asyncio.TimeoutError) as error:
-            self.refused(reason_of(error))
-            return False
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-        self.answered()
-        return True
+        failure = await self._connect()
+        if failure is None:
+            self.answered()
+            return True
+        self.refused(failure)
+        return False
 
     async def check_at_start(self) -> None:
         """Warn when the backend is not answering as serving starts; serving goes on regardless."""
-        host = self.backend.hostname
-        try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host, self.backend.port), PROBE_TIMEOUT)
-        except (OSError, asyncio.TimeoutError) as error:
-            self.up = False
-            logger.warning(
-                "backend %s is not answering (%s); pages show a waiting page until it does",
-                self.backend.origin,
-                reason_of(error),
-            )
+        failure = await self._connect()
+        if failure is None:
+            if self.up is None:
+                self.up = True
             return
+        self.up = False  # said here, in the start's own words: not again as "down"
+        logger.warning(
+            "backend %s is not answering (%s); pages show a waiting page until it does", self.backend.origin, failure
+        )
+
+    async def _connect(self) -> str | None:
+        """Open and close a TCP connection to the backend: None when it accepted, else why not.
+
+        A connection accepted is what a request waits for; nothing is sent, so the backend's own
+        log stays free of these checks.
+        """
+        try:
+            connecting = asyncio.open_connection(self.backend.hostname, self.backend.port)
+            _, writer = await asyncio.wait_for(connecting, PROBE_TIMEOUT)
+        except (OSError, asyncio.TimeoutError) as error:
+            return reason_of(error)
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
-        if self.up is None:
-            self.up = True
+        return None
 
 
 def reason_of(error: BaseException) -> str:
