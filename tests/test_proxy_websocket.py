@@ -117,15 +117,18 @@ class Backend:
 class Proxy:
     """A bare ASGI app: WebSockets go to ``proxy_websocket``, HTTP gets a 404. Counts live handlers."""
 
-    def __init__(self, backend: str) -> None:
+    def __init__(self, backend: str, rewrite_host: bool = False) -> None:
         self.backend = backend
+        self.rewrite_host = rewrite_host
         self.active = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             self.active += 1
             try:
-                await proxy_websocket(scope, receive, send, self.backend, open_timeout=5)
+                await proxy_websocket(
+                    scope, receive, send, self.backend, rewrite_host=self.rewrite_host, open_timeout=5
+                )
             finally:
                 self.active -= 1
         elif scope["type"] == "http":
@@ -275,30 +278,30 @@ def test_client_dropping_the_connection_closes_the_upstream(proxy: str, backend:
     assert code in (1000, 1001, 1011)  # a sendable code, whichever the client-side server reported
 
 
+async def _handshake_seen(url: str, origin: str) -> dict[str, Any]:
+    """What the backend's /info route saw of a handshake made through the proxy at ``url``."""
+    async with connect(
+        url + "/info?a=1&b=%2Fx%20y",
+        open_timeout=TIMEOUT,
+        origin=origin,  # type: ignore[arg-type]
+        additional_headers=[
+            ("Cookie", "session=abc; theme=dark"),
+            ("Authorization", "Bearer t0ken"),
+            ("X-Custom", "kept"),
+            ("Connection", "Upgrade, X-Hop"),
+            ("X-Hop", "dropped: named in Connection"),
+            ("Keep-Alive", "timeout=5"),
+            ("X-Forwarded-For", "10.9.9.9"),  # from a proxy in front: the chain goes on
+        ],
+        user_agent_header="test-agent/1",
+    ) as ws:
+        info: dict[str, Any] = json.loads(await ws.recv())
+        return info
+
+
 def test_query_string_path_and_headers_forwarded(proxy: str, proxy_server: tuple[Proxy, int]) -> None:
-    proxy_port = proxy_server[1]
-    backend_origin = proxy_server[0].backend
-
-    async def fetch(origin: str) -> dict[str, Any]:
-        async with connect(
-            proxy + "/info?a=1&b=%2Fx%20y",
-            open_timeout=TIMEOUT,
-            origin=origin,  # type: ignore[arg-type]
-            additional_headers=[
-                ("Cookie", "session=abc; theme=dark"),
-                ("Authorization", "Bearer t0ken"),
-                ("X-Custom", "kept"),
-                ("Connection", "Upgrade, X-Hop"),
-                ("X-Hop", "dropped: named in Connection"),
-                ("Keep-Alive", "timeout=5"),
-                ("X-Forwarded-For", "10.9.9.9"),  # a client may not choose what the backend trusts
-            ],
-            user_agent_header="test-agent/1",
-        ) as ws:
-            info: dict[str, Any] = json.loads(await ws.recv())
-            return info
-
-    info = run_async(asyncio.wait_for(fetch(f"http://{HOST}:{proxy_port}"), TIMEOUT))
+    proxy_origin = f"http://{HOST}:{proxy_server[1]}"
+    info = run_async(asyncio.wait_for(_handshake_seen(proxy, proxy_origin), TIMEOUT))
     headers = info["headers"]
     assert info["path"] == "/info"
     assert info["query"] == "a=1&b=%2Fx%20y"
@@ -306,21 +309,34 @@ def test_query_string_path_and_headers_forwarded(proxy: str, proxy_server: tuple
     assert headers["authorization"] == ["Bearer t0ken"]
     assert headers["x-custom"] == ["kept"]
     assert headers["user-agent"] == ["test-agent/1"]
-    # the proxy's own origin becomes the backend's, so same-origin checks pass
-    assert headers["origin"] == [backend_origin]
-    assert headers["host"] == [backend_origin.removeprefix("http://")]
-    assert headers["x-forwarded-for"] == [HOST]
-    assert headers["x-forwarded-host"] == [f"{HOST}:{proxy_port}"]
+    # Host is the browser's, as the HTTP side sends it; Origin then matches it as it is
+    assert headers["host"] == [f"{HOST}:{proxy_server[1]}"]
+    assert headers["origin"] == [proxy_origin]
+    assert headers["x-forwarded-for"] == [f"10.9.9.9, {HOST}"]
+    assert headers["x-forwarded-host"] == [f"{HOST}:{proxy_server[1]}"]
     assert headers["x-forwarded-proto"] == ["http"]
     assert "x-hop" not in headers and "keep-alive" not in headers
     # the upstream handshake is the upstream client's own: one of each, no copies of the client's
-    for name in ("sec-websocket-key", "sec-websocket-version", "upgrade", "connection"):
+    for name in ("host", "sec-websocket-key", "sec-websocket-version", "upgrade", "connection"):
         assert len(headers[name]) == 1, name
     assert "sec-websocket-extensions" not in headers  # no compression on the local hop
 
-    # a page from elsewhere keeps its Origin: the backend's cross-site check must still see it
-    info = run_async(asyncio.wait_for(fetch("http://evil.example"), TIMEOUT))
-    assert info["headers"]["origin"] == ["http://evil.example"]
+
+def test_rewritten_host_takes_the_origin_along(backend: tuple[Backend, int]) -> None:
+    backend_origin = f"http://{HOST}:{backend[1]}"
+    running = Running(Proxy(backend_origin, rewrite_host=True))
+    try:
+        proxy = f"ws://{HOST}:{running.port}"
+        info = run_async(asyncio.wait_for(_handshake_seen(proxy, f"http://{HOST}:{running.port}"), TIMEOUT))
+        assert info["headers"]["host"] == [f"{HOST}:{backend[1]}"]
+        # the proxy's own origin becomes the backend's, so same-origin checks against Host pass
+        assert info["headers"]["origin"] == [backend_origin]
+        assert info["headers"]["x-forwarded-host"] == [f"{HOST}:{running.port}"]
+        # a page from elsewhere keeps its Origin: the backend's cross-site check must still see it
+        info = run_async(asyncio.wait_for(_handshake_seen(proxy, "http://evil.example"), TIMEOUT))
+        assert info["headers"]["origin"] == ["http://evil.example"]
+    finally:
+        running.stop()
 
 
 def test_handshake_response_headers_reach_client(proxy: str) -> None:

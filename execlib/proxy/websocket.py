@@ -13,12 +13,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.types import Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import ClientProtocol
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.http11 import Request
 from websockets.typing import Origin, Subprotocol
 
 logger = logging.getLogger("execlib.proxy")
@@ -105,17 +109,30 @@ def _proxy_origins(scope: Scope, host: str | None) -> set[str]:
     return {f"{'https' if secure else 'http'}://{host}"}
 
 
-def upstream_headers(scope: Scope, backend: str) -> tuple[list[tuple[str, str]], str | None, str | None]:
-    """The headers for the upstream handshake, the Origin to send, and the User-Agent to send.
+@dataclass
+class UpstreamHandshake:
+    """What the upstream handshake carries besides what the WebSocket client makes itself."""
+
+    headers: list[tuple[str, str]]
+    host: str | None  # the Host to send instead of the backend's own; None: the backend's
+    origin: str | None
+    user_agent: str | None
+
+
+def upstream_headers(scope: Scope, backend: str, *, rewrite_host: bool = False) -> UpstreamHandshake:
+    """The headers for the upstream handshake.
 
     Cookies, Authorization and any other end-to-end header go through as they came (several
-    Cookie lines stay several). The Origin of a page loaded through the proxy is the proxy's,
-    which a backend checking same-origin (Django Channels, Socket.IO, Phoenix) would refuse, so
-    that one is rewritten to the backend's own origin; any other Origin is kept, so that the
-    backend's cross-site checks still see cross-site requests.
+    Cookie lines stay several). Host is the browser's, as the HTTP side sends it by default, so
+    that a backend sees one host for its pages and its sockets, and its same-origin check
+    (Origin against Host: Rails' Action Cable, Django Channels' validators) passes for a page
+    loaded through the proxy. With ``rewrite_host``, Host is the backend's own, and an Origin
+    that is the proxy's is rewritten to the backend's to match it; any other Origin is kept
+    either way, so that the backend's cross-site checks still see cross-site requests.
     """
     headers: list[tuple[str, str]] = []
     host = origin = agent = None
+    forwarded_for: list[str] = []
     connection_tokens: set[str] = set()
     raw: Iterable[tuple[bytes, bytes]] = scope.get("headers", [])
     decoded = [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in raw]
@@ -130,19 +147,48 @@ def upstream_headers(scope: Scope, backend: str) -> tuple[list[tuple[str, str]],
             origin = value
         elif name == "user-agent":
             agent = value
+        elif name == "x-forwarded-for":
+            forwarded_for.append(value)
         elif name in _DROPPED_REQUEST or name in connection_tokens or name.startswith("sec-websocket-"):
             continue
         else:
             headers.append((name, value))
-    if origin is not None and origin in _proxy_origins(scope, host):
+    if rewrite_host and origin is not None and origin in _proxy_origins(scope, host):
         origin = _backend_origin(backend)
     client = scope.get("client")
     if client:
-        headers.append(("x-forwarded-for", str(client[0])))
+        # the chain a proxy in front of this one started, then the address this one saw
+        headers.append(("x-forwarded-for", ", ".join([*forwarded_for, str(client[0])])))
     headers.append(("x-forwarded-proto", "https" if scope.get("scheme") == "wss" else "http"))
     if host:
         headers.append(("x-forwarded-host", host))
-    return headers, origin, agent
+    return UpstreamHandshake(headers, None if rewrite_host else host, origin, agent)
+
+
+def _connection_class(host: str | None) -> type[ClientConnection]:
+    """The upstream connection class: websockets' own, or one whose handshake sends ``host`` as Host.
+
+    websockets writes Host from the URL and only appends further headers, so a second Host line
+    would go out; the request is edited as it is made instead, before it is sent.
+    """
+    if host is None:
+        return ClientConnection
+    keep = host
+
+    class HostKeepingConnection(ClientConnection):
+        def __init__(self, protocol: ClientProtocol, **kwargs: Any) -> None:
+            super().__init__(protocol, **kwargs)
+            make_request = protocol.connect
+
+            def connect() -> Request:
+                request = make_request()
+                others = [(name, value) for name, value in request.headers.raw_items() if name.lower() != "host"]
+                request.headers = Headers([("Host", keep), *others])
+                return request
+
+            protocol.connect = connect  # type: ignore[method-assign]
+
+    return HostKeepingConnection
 
 
 def _sendable(code: int | None, reason: str) -> tuple[int, str]:
@@ -165,17 +211,20 @@ async def _refuse(scope: Scope, send: Send, status: int, body: bytes, content_ty
         await send({"type": "websocket.close", "code": 1011})
 
 
-async def _open_upstream(scope: Scope, send: Send, backend: str, open_timeout: float) -> ClientConnection | None:
+async def _open_upstream(
+    scope: Scope, send: Send, backend: str, open_timeout: float, rewrite_host: bool
+) -> ClientConnection | None:
     """Connect to the backend; on failure, refuse the client, log one line and return None."""
     url = upstream_url(backend, scope)
-    headers, origin, agent = upstream_headers(scope, backend)
+    handshake = upstream_headers(scope, backend, rewrite_host=rewrite_host)
     subprotocols = list(scope.get("subprotocols") or ())
     try:
         return await connect(
             url,
-            additional_headers=headers,
-            origin=None if origin is None else Origin(origin),
-            user_agent_header=agent,
+            additional_headers=handshake.headers,
+            origin=None if handshake.origin is None else Origin(handshake.origin),
+            user_agent_header=handshake.user_agent,
+            create_connection=_connection_class(handshake.host),
             subprotocols=[Subprotocol(name) for name in subprotocols] or None,
             # The client and the proxy's server negotiate compression between themselves; the
             # local hop would only spend CPU on it.
@@ -302,17 +351,24 @@ async def _bridge(receive: Receive, send: Send, upstream: ClientConnection) -> N
 
 
 async def proxy_websocket(
-    scope: Scope, receive: Receive, send: Send, backend: str, *, open_timeout: float = DEFAULT_OPEN_TIMEOUT
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    backend: str,
+    *,
+    rewrite_host: bool = False,
+    open_timeout: float = DEFAULT_OPEN_TIMEOUT,
 ) -> None:
     """Proxy one WebSocket connection (an ASGI ``websocket`` scope) to ``backend`` (``http(s)://host:port``).
 
     The upstream URL is ``backend`` with ws/wss for http/https and the client's path and query
-    string. Returns when both sides are closed.
+    string. The browser's Host goes to the backend, or the backend's own with ``rewrite_host``
+    (``--proxy-host-header rewrite``). Returns when both sides are closed.
     """
     message = await receive()
     if message["type"] != "websocket.connect":
         return  # the client left before its handshake reached us
-    upstream = await _open_upstream(scope, send, backend, open_timeout)
+    upstream = await _open_upstream(scope, send, backend, open_timeout, rewrite_host)
     if upstream is None:
         return
     _answered(backend)
