@@ -7,6 +7,8 @@ scopes to ``proxy_websocket``, on uvicorn too; the client is the ``websockets`` 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import logging
 import queue
@@ -24,7 +26,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from execlib.proxy.websocket import proxy_websocket, upstream_url
+from execlib.proxy.websocket import _sendable, proxy_websocket, upstream_url
 from tests.helpers import run_async, wait_until
 
 HOST = "127.0.0.1"
@@ -366,7 +368,8 @@ def test_backend_refusing_handshake_passes_status(proxy: str, caplog: pytest.Log
     run_async(asyncio.wait_for(scenario(), TIMEOUT))
     lines = [r for r in caplog.records if r.name == "execlib.proxy"]
     assert len(lines) == 2 and all("refused the handshake (403)" in r.getMessage() for r in lines)
-    assert not [r for r in caplog.records if r.exc_info]
+    # nothing from the servers either ("returned without completing handshake" and the like)
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
 
 
 def test_backend_down_fails_cleanly_then_comes_back(caplog: pytest.LogCaptureFixture) -> None:
@@ -413,9 +416,7 @@ def test_backend_down_fails_cleanly_then_comes_back(caplog: pytest.LogCaptureFix
     assert len(lines) == 2 and "answers again" in lines[1], lines
 
 
-def test_close_code_without_status_and_server_close_codes() -> None:
-    from execlib.proxy.websocket import _sendable
-
+def test_close_codes_that_cannot_be_sent_are_translated() -> None:
     assert _sendable(None, "") == (1000, "")
     assert _sendable(1005, "") == (1000, "")
     assert _sendable(1006, "lost") == (1011, "")
@@ -445,3 +446,50 @@ def test_backend_stopping_closes_client_and_ends_handler() -> None:
         proxy.stop()
         if backend.thread.is_alive():
             backend.stop()
+
+
+def test_backend_dropping_the_connection_closes_client_with_1011() -> None:
+    """A backend that dies mid-connection (no close frame, the TCP connection just ends): 1011."""
+    accepted = threading.Event()
+
+    def raw_backend(listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        with conn:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(4096)
+            key = next(
+                line.split(b":", 1)[1].strip()
+                for line in request.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key:")
+            )
+            digest = hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+            conn.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: " + base64.b64encode(digest) + b"\r\n\r\n"
+            )
+            accepted.set()
+            conn.recv(4096)  # the client's first message: then the backend "crashes"
+
+    with socket.socket() as listener:
+        listener.bind((HOST, 0))
+        listener.listen(1)
+        thread = threading.Thread(target=raw_backend, args=(listener,), daemon=True)
+        thread.start()
+        app = Proxy(f"http://{HOST}:{listener.getsockname()[1]}")
+        running = Running(app)
+        try:
+
+            async def scenario() -> None:
+                async with connect(f"ws://{HOST}:{running.port}/", open_timeout=TIMEOUT) as ws:
+                    await ws.send("hello")
+                    with pytest.raises(ConnectionClosed):
+                        await ws.recv()
+                    assert ws.close_code == 1011
+
+            run_async(asyncio.wait_for(scenario(), TIMEOUT))
+            assert accepted.is_set()
+            wait_until(lambda: app.active == 0, TIMEOUT, message="the proxy handler to end")
+        finally:
+            running.stop()
+            thread.join(TIMEOUT)

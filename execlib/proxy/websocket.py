@@ -75,6 +75,8 @@ _ABNORMAL = frozenset({1006, 1015})  # connection lost / TLS failure: the other 
 
 #: how long the upstream handshake may take before the client is refused
 DEFAULT_OPEN_TIMEOUT = 10.0
+# how long a refusal waits for the server to see the connection closed (see _refuse)
+_LOSS_WAIT = 1.0
 
 # Backends that refused the last WebSocket: a page's client retrying every second while its
 # backend restarts must not print a line per attempt, only one when it goes down and one when
@@ -200,19 +202,32 @@ def _sendable(code: int | None, reason: str) -> tuple[int, str]:
     return code, reason
 
 
-async def _refuse(scope: Scope, send: Send, status: int, body: bytes, content_type: str) -> None:
+async def _disconnects(receive: Receive, count: int) -> None:
+    while count:
+        if (await receive())["type"] == "websocket.disconnect":
+            count -= 1
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, body: bytes, content_type: str) -> None:
     """Refuse the client's handshake: with an HTTP response when the server can send one, else a close."""
     if "websocket.http.response" in scope.get("extensions", {}):
         headers = [(b"content-type", content_type.encode("latin-1"))]
         await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
         await send({"type": "websocket.http.response.body", "body": body})
+        # uvicorn's WebSocket protocol counts the handshake as done only when the connection is
+        # lost, a moment after the response is written: returning before that makes it log an
+        # error ("returned without completing handshake"). It reports the response sent, then
+        # the loss, each as a websocket.disconnect; wait for both, briefly (a server that
+        # reports once costs this wait, after the client has its answer).
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(_disconnects(receive, 2), _LOSS_WAIT)
     else:
         # before the accept this becomes an HTTP 403; 1011 says why on servers that expose it
         await send({"type": "websocket.close", "code": 1011})
 
 
 async def _open_upstream(
-    scope: Scope, send: Send, backend: str, open_timeout: float, rewrite_host: bool
+    scope: Scope, receive: Receive, send: Send, backend: str, open_timeout: float, rewrite_host: bool
 ) -> ClientConnection | None:
     """Connect to the backend; on failure, refuse the client, log one line and return None."""
     url = upstream_url(backend, scope)
@@ -247,7 +262,7 @@ async def _open_upstream(
         # the backend's own decision, shown by the access log too: not a warning
         logger.info("WebSocket %s: the backend refused the handshake (%d)", url, response.status_code)
         content_type = response.headers.get("Content-Type", "text/plain; charset=utf-8")
-        await _refuse(scope, send, response.status_code, bytes(response.body or b""), content_type)
+        await _refuse(scope, receive, send, response.status_code, bytes(response.body or b""), content_type)
     except (OSError, TimeoutError, WebSocketException) as exc:
         reason = str(exc) or type(exc).__name__
         if backend in _unreachable:
@@ -256,7 +271,7 @@ async def _open_upstream(
             _unreachable.add(backend)
             logger.warning("WebSocket %s: cannot reach the backend: %s", url, reason)
         body = f"502 Bad Gateway: cannot open a WebSocket to {backend}: {reason}\n".encode()
-        await _refuse(scope, send, 502, body, "text/plain; charset=utf-8")
+        await _refuse(scope, receive, send, 502, body, "text/plain; charset=utf-8")
     return None
 
 
@@ -368,7 +383,7 @@ async def proxy_websocket(
     message = await receive()
     if message["type"] != "websocket.connect":
         return  # the client left before its handshake reached us
-    upstream = await _open_upstream(scope, send, backend, open_timeout, rewrite_host)
+    upstream = await _open_upstream(scope, receive, send, backend, open_timeout, rewrite_host)
     if upstream is None:
         return
     _answered(backend)
