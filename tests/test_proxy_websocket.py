@@ -421,6 +421,9 @@ def test_close_codes_that_cannot_be_sent_are_translated() -> None:
     assert _sendable(1005, "") == (1000, "")
     assert _sendable(1006, "lost") == (1011, "")
     assert _sendable(4001, "bye") == (4001, "bye")
+    assert _sendable(1012, "restart") == (1012, "restart")
+    assert _sendable(1004, "reserved") == (1011, "")
+    assert _sendable(999, "") == (1011, "")
 
 
 def test_backend_stopping_closes_client_and_ends_handler() -> None:

@@ -25,6 +25,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 from websockets.http11 import Request
 from websockets.typing import Origin, Subprotocol
 
+from ..log import escape_controls
+
 logger = logging.getLogger("execlib.proxy")
 
 #: Request headers never passed upstream. Hop-by-hop headers (RFC 9110 7.6.1) belong to one
@@ -70,8 +72,8 @@ _DROPPED_RESPONSE = frozenset(
 
 # Close codes that may not be sent in a close frame (RFC 6455 7.4.1): they only report what
 # happened. websockets and uvicorn both refuse to send them, so they are translated.
+# 1006 (connection lost) and 1015 (TLS failure) become 1011, "something went wrong".
 _NO_STATUS = 1005  # the peer closed without a code: pass on a plain normal closure
-_ABNORMAL = frozenset({1006, 1015})  # connection lost / TLS failure: the other side gets 1011
 
 #: how long the upstream handshake may take before the client is refused
 DEFAULT_OPEN_TIMEOUT = 10.0
@@ -197,9 +199,9 @@ def _sendable(code: int | None, reason: str) -> tuple[int, str]:
     """A close code and reason that may go in a close frame, for a close the other side reported."""
     if code is None or code == _NO_STATUS:
         return 1000, ""
-    if code in _ABNORMAL:
-        return 1011, ""
-    return code, reason
+    if 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999:
+        return code, reason
+    return 1011, ""  # 1006, 1015, or a code no frame may carry
 
 
 async def _disconnects(receive: Receive, count: int) -> None:
@@ -231,6 +233,7 @@ async def _open_upstream(
 ) -> ClientConnection | None:
     """Connect to the backend; on failure, refuse the client, log one line and return None."""
     url = upstream_url(backend, scope)
+    shown = escape_controls(url)  # what a client sent must not forge or colour terminal lines
     handshake = upstream_headers(scope, backend, rewrite_host=rewrite_host)
     subprotocols = list(scope.get("subprotocols") or ())
     try:
@@ -260,16 +263,16 @@ async def _open_upstream(
         _answered(backend)
         response = exc.response
         # the backend's own decision, shown by the access log too: not a warning
-        logger.info("WebSocket %s: the backend refused the handshake (%d)", url, response.status_code)
+        logger.info("WebSocket %s: the backend refused the handshake (%d)", shown, response.status_code)
         content_type = response.headers.get("Content-Type", "text/plain; charset=utf-8")
         await _refuse(scope, receive, send, response.status_code, bytes(response.body or b""), content_type)
-    except (OSError, TimeoutError, WebSocketException) as exc:
+    except (OSError, asyncio.TimeoutError, TimeoutError, WebSocketException) as exc:  # distinct before 3.11
         reason = str(exc) or type(exc).__name__
         if backend in _unreachable:
-            logger.debug("WebSocket %s: cannot reach the backend: %s", url, reason)
+            logger.debug("WebSocket %s: cannot reach the backend: %s", shown, reason)
         else:
             _unreachable.add(backend)
-            logger.warning("WebSocket %s: cannot reach the backend: %s", url, reason)
+            logger.warning("WebSocket %s: cannot reach the backend: %s", shown, reason)
         body = f"502 Bad Gateway: cannot open a WebSocket to {backend}: {reason}\n".encode()
         await _refuse(scope, receive, send, 502, body, "text/plain; charset=utf-8")
     return None
