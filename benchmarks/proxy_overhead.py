@@ -152,27 +152,26 @@ class Unavailable(Exception):
     """A row that cannot run on this checkout or machine; the message says why."""
 
 
-def execlib_has_proxy() -> bool:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    out = subprocess.run(
-        [sys.executable, "-m", "execlib", "serve", "--help"], capture_output=True, env=env, timeout=60, check=False
-    )
-    return b"--proxy" in out.stdout
+def execlib_has_proxy(env: dict[str, str], cwd: str) -> bool:
+    """Whether the execlib that ``env`` and ``cwd`` import (``-m`` puts cwd first) has ``serve --proxy``."""
+    cmd = [sys.executable, "-m", "execlib", "serve", "--help"]
+    out = subprocess.run(cmd, capture_output=True, env=env, cwd=cwd, timeout=60, check=False)
+    return re.search(rb"--proxy URL", out.stdout) is not None
 
 
 @contextlib.contextmanager
 def execlib_proxy(backend_url: str) -> Iterator[Started]:
-    if not execlib_has_proxy():
-        raise Unavailable(
-            f"execlib row skipped: `python -m execlib serve --help` in {REPO} has no --proxy option yet"
-            " (issue 14's HTTP proxy has not landed in this checkout)"
-        )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     cmd = [sys.executable, "-m", "execlib", "serve", "--proxy", backend_url, "--host", HOST, "--port", "0", "-q"]
     # An empty working folder, watched as users watch their templates: nothing in it to serve
     # from disk instead of proxying, and no change to reload on during the run.
     cmd += ["--watch", "."]
     with tempfile.TemporaryDirectory(prefix="execlib-proxy-bench-") as cwd:
+        if not execlib_has_proxy(env, cwd):
+            raise Unavailable(
+                f"execlib row skipped: `python -m execlib serve --help` (execlib from {REPO}) has no --proxy"
+                " option yet: issue 14's HTTP proxy has not landed in this checkout"
+            )
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, start_new_session=True, env=env, cwd=cwd)
         try:
             line = read_first_line(proc, START_TIMEOUT)
