@@ -123,9 +123,11 @@ class Proxy:
         self.backend = backend
         self.rewrite_host = rewrite_host
         self.active = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
+            self.loop = asyncio.get_running_loop()
             self.active += 1
             try:
                 await proxy_websocket(
@@ -205,6 +207,56 @@ def test_echo_text_and_binary(proxy: str) -> None:
             assert await ws.recv() == big
 
     run_async(asyncio.wait_for(scenario(), TIMEOUT))
+
+
+def _connections_to(port: int) -> int:
+    """Established IPv4 TCP connections on this machine whose remote end is 127.0.0.1:``port``."""
+    count = 0
+    with open("/proc/net/tcp") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            remote, state = fields[2], fields[3]
+            if state == "01" and remote == f"0100007F:{port:04X}":
+                count += 1
+    return count
+
+
+def test_many_connections_leave_no_tasks_behind(
+    proxy: str, proxy_server: tuple[Proxy, int], backend: tuple[Backend, int]
+) -> None:
+    app = proxy_server[0]
+
+    async def one(number: int, close_first: bool) -> None:
+        async with connect(proxy + ("/echo" if close_first else "/bye"), open_timeout=TIMEOUT) as ws:
+            await ws.send(f"n{number}")
+            if close_first:
+                assert await ws.recv() == f"n{number}"  # then the client closes, leaving the block
+            else:
+                with pytest.raises(ConnectionClosed):
+                    await ws.recv()  # the backend closes
+
+    def proxy_tasks() -> int:
+        assert app.loop is not None
+
+        async def count() -> int:
+            return len(asyncio.all_tasks())
+
+        return asyncio.run_coroutine_threadsafe(count(), app.loop).result(TIMEOUT)
+
+    run_async(asyncio.wait_for(one(0, True), TIMEOUT))  # the proxy's loop is known from here on
+    wait_until(lambda: app.active == 0, TIMEOUT, message="the first handler to end")
+    baseline = proxy_tasks()
+
+    async def burst() -> None:
+        await asyncio.gather(*(one(number, number % 2 == 0) for number in range(60)))
+
+    run_async(asyncio.wait_for(burst(), 3 * TIMEOUT))
+    wait_until(lambda: app.active == 0, TIMEOUT, message="every handler to end")
+    # pumps and upstream connections (their reader tasks) all gone; uvicorn's own may linger a moment
+    wait_until(lambda: proxy_tasks() <= baseline, TIMEOUT, message="the proxy's tasks back to the baseline")
+    # and no upstream connection left open (the tests' only clients of the backend are the proxy's)
+    wait_until(lambda: _connections_to(backend[1]) == 0, TIMEOUT, message="the upstream connections to close")
 
 
 def test_many_messages_in_order(proxy: str) -> None:
