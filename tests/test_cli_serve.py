@@ -194,7 +194,7 @@ def test_open_without_a_browser_warns_with_the_url(site: Path, tmp_path: Path) -
         env=env,
     )
     try:
-        url = read_line(proc).split(" at ")[1].strip()
+        url = read_line(proc).split(" at ")[1].split()[0]  # the start line ends with "(LOOP)"
         warning = read_line(proc, stream="stderr")
         assert warning == f"execlib: warning: could not open a browser; open {url} yourself\n"
     finally:
