@@ -106,7 +106,8 @@ class ProxyApp:
         except ImportError:
             await send({"type": "websocket.close", "code": 1011})
             return
-        await module.proxy_websocket(scope, receive, send, self.backend.origin)
+        # the same Host policy as HTTP requests: a backend checking Origin against Host sees one rule
+        await module.proxy_websocket(scope, receive, send, self.backend.origin, rewrite_host=self.rewrite_host)
 
     # -- HTTP -------------------------------------------------------------------------------
 
