@@ -303,9 +303,18 @@ def test_websocket_echo_goes_through_the_dispatcher(proxy) -> None:
         async for text in websocket.iter_text():
             await websocket.send_text("echo " + text)
 
-    backend = Backend(routes=[WebSocketRoute("/ws", echo)]).start()
+    async def host(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(websocket.headers["host"])
+        await websocket.close()
+
+    backend = Backend(routes=[WebSocketRoute("/ws", echo), WebSocketRoute("/host", host)]).start()
     try:
         server = proxy(backend.url)
+        rewriting = proxy(backend.url, proxy_host_header="rewrite")
+        for through, expected in ((server, server.url.split("/")[2]), (rewriting, f"{HOST}:{backend.port}")):
+            with connect(through.url.replace("http://", "ws://") + "host", open_timeout=10) as websocket:
+                assert websocket.recv(timeout=10) == expected
         with connect(server.url.replace("http://", "ws://") + "ws", open_timeout=10) as websocket:
             websocket.send("hi")
             assert websocket.recv(timeout=10) == "echo hi"
