@@ -346,3 +346,13 @@ def test_kept_alive_connection_to_a_restarted_backend_is_not_an_error(proxy, cli
             assert response.status_code == 200, response.text
     finally:
         backend.stop()
+
+
+def test_head_of_a_page_matches_its_get(backend: Backend, proxy, client: httpx.Client) -> None:
+    server = proxy(backend.url)
+    get, head = client.get(server.url + "page"), client.head(server.url + "page")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == get.headers["content-length"]
+    compressed = client.head(server.url + "gzip", headers={"accept-encoding": "gzip"})
+    assert "content-encoding" not in compressed.headers
+    assert "content-length" not in compressed.headers

@@ -186,7 +186,10 @@ class ProxyApp:
         headers, nonce = self._response_headers(scope, response)
         status = response.status_code
         encoding = response.headers.get("content-encoding", "").strip().lower()
+        head = scope["method"] == "HEAD"
         if not self._wants_injection(scope, response, encoding):
+            if head and self._wants_injection({**scope, "method": "GET"}, response, encoding):
+                headers = _head_of_injected(headers, len(script_tag(nonce)), decoded=encoding not in ("", "identity"))
             await send({"type": "http.response.start", "status": status, "headers": headers})
             async for piece in response.aiter_raw():
                 await send({"type": "http.response.body", "body": piece, "more_body": True})
@@ -263,6 +266,21 @@ class ProxyApp:
         line = f"execlib: bad response from the backend {self.backend.origin}: {_one_line(error)}"
         logger.warning("%s %s: %s", scope["method"], scope["path"], line)
         await _send_whole(scope, send, 502, (line + "\n").encode(), b"text/plain; charset=utf-8")
+
+
+def _head_of_injected(headers: Headers, extra: int, *, decoded: bool) -> Headers:
+    """A HEAD answer's headers as the GET's would be: uncompressed, the client's length added
+    (unknown, so left out, when the GET's body would have been decoded first)."""
+    out: Headers = []
+    for name, value in headers:
+        if name == b"content-encoding":
+            continue
+        if name == b"content-length":
+            if decoded or not value.strip().isdigit():
+                continue
+            value = str(int(value) + extra).encode()
+        out.append((name, value))
+    return out
 
 
 def _has_body(scope: Scope) -> bool:
