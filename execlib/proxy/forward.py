@@ -263,9 +263,9 @@ class ProxyApp:
         await _send_whole(scope, send, 502, body, content_type)
 
     async def _send_bad_gateway(self, scope: Scope, send: Send, error: Exception) -> None:
-        line = f"execlib: bad response from the backend {self.backend.origin}: {_one_line(error)}"
+        line = f"bad response from the backend {self.backend.origin}: {_one_line(error)}"
         logger.warning("%s %s: %s", scope["method"], scope["path"], line)
-        await _send_whole(scope, send, 502, (line + "\n").encode(), b"text/plain; charset=utf-8")
+        await _send_whole(scope, send, 502, f"execlib: {line}\n".encode(), b"text/plain; charset=utf-8")
 
 
 def _head_of_injected(headers: Headers, extra: int, *, decoded: bool) -> Headers:
