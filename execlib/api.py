@@ -105,6 +105,9 @@ _VALUE_OPTIONS = {
     "browser": "--browser",
     "event_loop": "--loop",
     "banner": "--banner",
+    "proxy": "--proxy",
+    "proxy_host_header": "--proxy-host-header",
+    "proxy_timeout": "--proxy-timeout",
 }
 
 

@@ -118,9 +118,14 @@ class ServerConfig:
     # added to every response; kept as a tuple of "Name: value" strings once checked
     headers: HeadersOption = ()
     cors: bool = False
+    # proxy mode (docs/proxy.rst): the backend's origin, kept as "scheme://host:port" once checked
+    proxy: str | None = None
+    proxy_host_header: str = "preserve"
+    proxy_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         _check_switches_and_address(self)
+        _check_proxy(self)
         _check_event_loop(self.event_loop)
         object.__setattr__(self, "headers", tuple(normal_headers(self.headers)))
         _check_durations_and_limits(self)
@@ -159,6 +164,21 @@ def _check_switches_and_address(config: ServerConfig) -> None:
         raise ConfigError("must be an int from 0 to 65535 (0 picks a free port)", option="port", value=port)
     if not 0 <= port <= 65535:
         raise ConfigError("is out of range: use 0-65535 (0 picks a free port)", option="port", value=port)
+
+
+PROXY_HOST_HEADERS = ("preserve", "rewrite")
+
+
+def _check_proxy(config: ServerConfig) -> None:
+    if config.proxy is not None:
+        from .proxy.backend import parse_backend  # small, and only proxy mode needs it
+
+        object.__setattr__(config, "proxy", parse_backend(config.proxy).origin)
+    if config.proxy_host_header not in PROXY_HOST_HEADERS:
+        raise ConfigError("must be 'preserve' or 'rewrite'", option="proxy_host_header", value=config.proxy_host_header)
+    timeout = config.proxy_timeout
+    if not _is_number(timeout) or not timeout >= 0:
+        raise ConfigError("must be a number of seconds, 0 or more", option="proxy_timeout", value=timeout)
 
 
 def _check_event_loop(kind: object) -> None:
@@ -320,6 +340,9 @@ FILE_OPTIONS: dict[str, str] = {
     "event_loop": "str",
     "headers": "headers",
     "cors": "bool",
+    "proxy": "str",
+    "proxy_host_header": "str",
+    "proxy_timeout": "float",
 }
 
 #: options of the command line itself (what it prints, whether it opens a browser), not of the
@@ -423,6 +446,10 @@ def load_config(
     _apply_env(os.environ if env is None else env, kinds, values, origins)
     _apply_flags(flags, flag_names or {}, values, origins)
     server = {name: value for name, value in values.items() if name not in COMMAND_OPTIONS}
+    if server.get("proxy") and "root" not in server:
+        # proxy mode with no ROOT from any source: the backend answers every path (no folder of
+        # the current directory's files in front of it); docs/proxy.rst
+        server["static"] = False
     own = {name: value for name, value in values.items() if name in COMMAND_OPTIONS and command}
     try:
         return Resolved(ServerConfig(**server), origins, found[0] if found else None, CommandOptions(**own))

@@ -104,6 +104,26 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         "--poll", action="store_true", default=None, help="poll for changes (network, Docker and WSL mounts)"
     )
     reload.add_argument("--gitignore", action="store_true", default=None, help="ignore what .gitignore files ignore")
+    proxy = parser.add_argument_group("proxy mode")
+    proxy.add_argument(
+        "--proxy",
+        metavar="URL",
+        default=None,
+        help="serve in front of the backend at URL (http://127.0.0.1:3000): what ROOT has no file for goes there",
+    )
+    proxy.add_argument(
+        "--proxy-host-header",
+        choices=("preserve", "rewrite"),
+        default=None,
+        help="the Host the backend is told: the browser's (preserve, the default) or the backend's own (rewrite)",
+    )
+    proxy.add_argument(
+        "--proxy-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds a request waits for the backend to accept a connection before the waiting page (5)",
+    )
     build = parser.add_argument_group("building")
     build.add_argument(
         "--build",

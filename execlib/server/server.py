@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from starlette.types import ASGIApp
 
+    from ..proxy.forward import ProxyApp
+
 logger = logging.getLogger("execlib.server")
 
 # Seconds after the graceful timeout at which uvicorn cancels requests that a dropped connection did not end.
@@ -138,7 +140,10 @@ class Server(BlockingService):
     ``clean_urls`` serves ``/about`` from ``about.html`` when no file or folder ``about`` answers
     it (docs/static.rst has the precedence). ``headers``
     (``"Name: value"`` strings, or a dict) are added to every response; ``cors`` adds permissive
-    CORS headers and answers preflights.
+    CORS headers and answers preflights. ``proxy`` (a backend's URL) puts the server in front of
+    another one: what ROOT has no file for goes to it (docs/proxy.rst); pass ``static=False`` to
+    send it every path. ``proxy_host_header`` ("preserve" or "rewrite") is the ``Host`` it is
+    told, ``proxy_timeout`` how many seconds a request waits for it to accept a connection.
     """
 
     _log = logger
@@ -174,6 +179,9 @@ class Server(BlockingService):
         event_loop: str = "auto",
         headers: HeadersOption = (),
         cors: bool = False,
+        proxy: str | None = None,
+        proxy_host_header: str = "preserve",
+        proxy_timeout: float = 5.0,
         config: ServerConfig | None = None,
     ) -> None:
         # locals() holds exactly the arguments at this point: every one is checked before any is used
@@ -243,6 +251,7 @@ class Server(BlockingService):
             else None
         )
         self.hub = ReloadHub(sites, fallback=fallback)
+        self.hub.url_resources = config.proxy is not None  # the backend's URLs are names too
         self.controller = ReloadController(
             self.hub,
             self.root,
@@ -250,7 +259,10 @@ class Server(BlockingService):
             build_timeout=build_timeout,
             warnings_as_errors=warnings_as_errors,
             mounts=self.mounts if self.static_site else (),
+            # proxy mode without ROOT: no folder is served, so none is watched but --watch paths
+            watch_root=config.proxy is None or self.static_site is not None,
         )
+        self.controller.match_resources = config.proxy is not None
         if livereload and self.static_site is not None:
             for site in (self.static_site, *self.mount_sites):
                 site.on_html_served = self.hub.record_served
@@ -258,8 +270,16 @@ class Server(BlockingService):
         files: ASGIApp | None = self.static_site
         if self.static_site is not None and self.mount_sites:
             files = MountedSites(self.static_site, self.mount_sites)
+        self.proxy = _proxy_app(config, sites, inject=livereload)
         # FastAPI is built only if someone reads server.app (see the property)
-        self.dispatcher = Dispatcher(self.root, files, self.hub if livereload else None, inject=livereload)
+        self.dispatcher = Dispatcher(
+            self.root,
+            files,
+            self.hub if livereload else None,
+            inject=livereload,
+            proxy=self.proxy,
+            serves_file=sites.serves_file if sites is not None else None,
+        )
         self.headers = tuple(map(str, config.headers))  # "Name: value" strings: ServerConfig made them so
         self.asgi = build_asgi(self.dispatcher, self.headers, cors=config.cors)
         self._own_listeners: list[Listener] = []
@@ -278,6 +298,7 @@ class Server(BlockingService):
         self._thread: threading.Thread | None = None
         self._thread_error: BaseException | None = None
         self._watcher: threading.Thread | None = None  # sets watching up once serving (see start())
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- addresses ----------------------------------------------------------------
 
@@ -388,6 +409,7 @@ class Server(BlockingService):
             self._stop_listeners()
             self.controller.gate.close()  # its timer lives on this loop; a restart starts afresh
             self._close_builder(loop)
+            self._close_proxy(loop)
             restore_signals()
             close_loop(loop, owned=self._loop_arg is None)
             self._close_socket()
@@ -407,7 +429,9 @@ class Server(BlockingService):
         return self.build_on_start and self.controller.build_target is not None
 
     def _start_watching(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self.livereload or self.controller.build_target is not None:
+        # proxy mode with neither ROOT nor --watch paths has nothing to watch
+        something = bool(self.controller.folders or self.watch)
+        if something and (self.livereload or self.controller.build_target is not None):
             self._own_listeners.append(
                 build_reload_listener(
                     self.controller,
@@ -429,6 +453,11 @@ class Server(BlockingService):
 
     def _serving_started(self) -> None:
         """uvicorn accepts connections (on the loop): ready now, or once watching is set up."""
+        if self.proxy is not None:
+            # not awaited: a backend that is not up yet is a warning, and serving starts regardless
+            task = asyncio.get_running_loop().create_task(self.proxy.status.check_at_start())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         if self._watcher is None:
             self._ready.set()
         else:
@@ -538,6 +567,15 @@ class Server(BlockingService):
         except Exception:
             logger.exception("stopping the build's helper process failed")
 
+    def _close_proxy(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close the connections to the backend on the loop that made them."""
+        if self.proxy is None or loop.is_closed():
+            return
+        try:
+            loop.run_until_complete(self.proxy.aclose())
+        except Exception:
+            logger.exception("closing the connections to the backend failed")
+
     def _close_socket(self) -> None:
         if self._socket is not None:
             self._socket.close()
@@ -566,6 +604,20 @@ def _config_of(arguments: dict[str, Any], config: ServerConfig | None) -> Server
         # two sources for one option: which would win is a guess, so neither does
         raise TypeError(f"Server(): pass {', '.join(given)} in config=ServerConfig(...), not beside it")
     return config
+
+
+def _proxy_app(config: ServerConfig, sites: SiteMap | None, *, inject: bool) -> ProxyApp | None:
+    if config.proxy is None:
+        return None
+    from ..proxy.backend import parse_backend
+    from ..proxy.forward import ProxyApp  # httpx: imported in proxy mode only (start-up time)
+
+    return ProxyApp(
+        parse_backend(config.proxy),
+        rewrite_host=config.proxy_host_header == "rewrite",
+        timeout=config.proxy_timeout,
+        inject=inject,
+    )
 
 
 def _create_output_folder(path: str, shown: str) -> None:
