@@ -69,7 +69,7 @@ def test_watched_template_edit_reloads_the_page(serve, project, context) -> None
     wait_reported(server, 1)
     head = "<link rel='stylesheet' href='/static/css/site.css'>"
     write(folder / "templates" / "index.html", page_html("<p id='msg'>two</p>" + BOX, head))
-    page.wait_for_function("document.getElementById('msg').textContent === 'two'")
+    page.wait_for_function("document.getElementById('msg')?.textContent === 'two'")
     assert loads(page) == 2
 
 
