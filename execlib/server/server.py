@@ -24,7 +24,9 @@ from ..config import OPTION_NAMES, HeadersOption, ServerConfig
 from ..errors import BindError, ConfigError, PortInUseError
 from ..fspath import given_path
 from ..listener import Listener, ListenerDiedError
+from ..netaddrs import url_for
 from ..runloop import BlockingService, close_loop, install_shutdown_signals, loop_name, new_loop
+from ..tls import resolve_tls, uvicorn_tls_options
 from .app import Dispatcher, build_asgi
 from .arguments import check_runtime_arguments
 from .build import BuildTarget
@@ -174,6 +176,10 @@ class Server(BlockingService):
         event_loop: str = "auto",
         headers: HeadersOption = (),
         cors: bool = False,
+        https: bool = False,
+        ssl_certfile: str | os.PathLike[str] | None = None,
+        ssl_keyfile: str | os.PathLike[str] | None = None,
+        ssl_keyfile_password: str | None = None,
         config: ServerConfig | None = None,
     ) -> None:
         # locals() holds exactly the arguments at this point: every one is checked before any is used
@@ -192,6 +198,8 @@ class Server(BlockingService):
             raise ConfigError(f"fallback file not found: {fallback} (relative to {self.root})")
         self.host = config.host
         self.port = config.port
+        # before binding: a bad certificate is a one-line error, and the local CA exists once serving
+        self.tls = resolve_tls(config)
         self.livereload = livereload = config.livereload
         self.managed_listeners: list[Listener] = list(managed_listeners or [])
         self.pre_serve = pre_serve
@@ -292,16 +300,19 @@ class Server(BlockingService):
 
     @property
     def url(self) -> str:
-        """``http://host:port/`` of the bound socket (IPv6 hosts in brackets).
+        """``http://host:port/`` of the bound socket (``https://`` with TLS; IPv6 hosts in brackets).
 
         Raises RuntimeError before the socket is bound.
         """
         bound = self._bound
         if bound is None:
             raise RuntimeError("the server is not bound yet; call bind(), start() or start_in_thread() first")
-        host, port = bound
-        shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{port}/"
+        return url_for(bound[0], bound[1], self.scheme)
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when the server speaks TLS (``https``, ``ssl_certfile``), else ``http``."""
+        return "https" if self.tls is not None else "http"
 
     @property
     def loop_name(self) -> str | None:
@@ -363,6 +374,7 @@ class Server(BlockingService):
                 timeout_graceful_shutdown=self.graceful_timeout + _CANCEL_BACKSTOP,  # type: ignore[arg-type]
                 server_header=False,
                 proxy_headers=False,  # a dev server is not behind a proxy; skip the per-request check
+                **uvicorn_tls_options(self.tls),
             )
             self._uvicorn = _Uvicorn(config, on_started=self._serving_started, drop_after=self.graceful_timeout)
             if not self._watch_before_serving():
