@@ -539,3 +539,35 @@ def test_start_with_a_key_password_keeps_it_off_the_command_line(
         assert run_cli("status", "--pid-file", str(pid_file)).returncode == 0
     finally:
         assert run_cli("stop", "--pid-file", str(pid_file)).returncode == 0
+
+
+def test_serve_background_with_https_returns_the_https_url(lab_dir: Path, site: Path, data_dir: Path) -> None:
+    import execlib
+
+    pid_file = lab_dir / "bg.pid"
+    url = execlib.serve_background(site, port=0, https=True, pid_path=pid_file)
+    try:
+        assert url.startswith("https://127.0.0.1:")
+        assert httpx.get(url, verify=trusting(data_dir / "ca" / "ca.pem")).status_code == 200
+        assert execlib.status(pid_file).healthy
+    finally:
+        execlib.stop(pid_file)
+
+
+def test_concurrent_leaf_issues_leave_a_matching_pair(data_dir: Path) -> None:
+    ca = ensure_ca(ca_folder())
+    barrier = threading.Barrier(6)
+    paths: list[str] = []
+
+    def issue() -> None:
+        barrier.wait()
+        paths.append(ensure_leaf(ca, leaf_folder(), addresses=lambda: LAN, hostname="devbox", renew_days=400))
+
+    threads = [threading.Thread(target=issue) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(paths) == 6 and len(set(paths)) == 1
+    ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(paths[0])  # key and certificate belong together
+    assert [name for name in os.listdir(leaf_folder()) if name.startswith(".")] == []  # no temporary file left

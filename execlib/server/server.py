@@ -140,7 +140,9 @@ class Server(BlockingService):
     ``clean_urls`` serves ``/about`` from ``about.html`` when no file or folder ``about`` answers
     it (docs/static.rst has the precedence). ``headers``
     (``"Name: value"`` strings, or a dict) are added to every response; ``cors`` adds permissive
-    CORS headers and answers preflights.
+    CORS headers and answers preflights. ``https`` serves over TLS with a certificate from
+    execlib's local CA, ``ssl_certfile`` (with ``ssl_keyfile``, ``ssl_keyfile_password``) with the
+    user's own; ``tls`` holds the files served, and ``url`` starts with ``https://`` (docs/https.rst).
     """
 
     _log = logger
