@@ -158,7 +158,9 @@ class Lifecycle:
                 _write(self.files.port, f"{port}\n")
                 # now the PID file records the address too: status and stop need no other file
                 if read_pid(self.files.pid) == os.getpid():
-                    info = RunInfo(os.getpid(), self.root, server.host, port, scheme=server.scheme)
+                    # the scheme only for https: a plain server's file stays as earlier versions wrote it
+                    scheme = server.scheme if server.scheme != "http" else None
+                    info = RunInfo(os.getpid(), self.root, server.host, port, scheme=scheme)
                     _write(self.files.pid, info.to_text())
                 register_in_process(self.files.pid, server)
         except BaseException:
