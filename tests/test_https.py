@@ -154,6 +154,17 @@ def test_leaf_is_reused_then_reissued_when_the_names_change(data_dir: Path) -> N
     assert "192.168.7.9" in sans(leaf_cert(moved))[1]
     renamed = ensure_leaf(ca, leaf_folder(), addresses=lambda: ["192.168.7.9"], hostname="laptop")
     assert "laptop" in sans(leaf_cert(renamed))[0]
+    assert os.path.exists(first)  # still valid: kept for when that network comes back
+
+
+def test_expired_leaves_of_other_names_are_removed(data_dir: Path) -> None:
+    ca = ensure_ca(ca_folder())
+    old_network = ensure_leaf(ca, leaf_folder(), addresses=lambda: ["192.168.7.9"], hostname="devbox")
+    dns, ips = sans(leaf_cert(old_network))
+    long_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=400)
+    Path(old_network).write_bytes(leaf_pem(*issue_leaf(ca, dns, ips, now=long_ago)))  # expired 3 days ago
+    current = ensure_leaf(ca, leaf_folder(), addresses=lambda: LAN, hostname="devbox")
+    assert os.listdir(leaf_folder()) == [os.path.basename(current)]
 
 
 def test_leaf_near_expiry_is_reissued(data_dir: Path) -> None:

@@ -85,7 +85,22 @@ def ensure_leaf(
         _write_replacing(path, _issue_pem(ca, dns, ips))
     except OSError as exc:
         raise ConfigError(f"cannot write the certificate {path}: {exc.strerror or exc}") from None
+    _prune_expired(folder)
     return path
+
+
+def _prune_expired(folder: str) -> None:
+    """Remove cached leaves that have expired: each network a laptop joined left one behind.
+
+    Only expired ones: a leaf still valid may be in use by a server on another network's names,
+    and one that expires is never served again (it is reissued first).
+    """
+    with contextlib.suppress(OSError):
+        for name in os.listdir(folder):
+            path = os.path.join(folder, name)
+            if name.startswith("leaf-") and name.endswith(".pem") and not _still_good(path, 0):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
 
 
 def _still_good(path: str, renew_days: int) -> bool:
