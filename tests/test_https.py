@@ -143,6 +143,16 @@ def test_leaf_names_this_machine(data_dir: Path) -> None:
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600  # it holds the leaf's key
 
 
+def test_leaf_names_the_listening_host_too(data_dir: Path) -> None:
+    ca = ensure_ca(ca_folder())
+    named = ensure_leaf(ca, leaf_folder(), addresses=lambda: [], hostname="devbox", listen_host="dev.example.test")
+    assert sans(leaf_cert(named)) == (["localhost", "devbox", "dev.example.test"], ["127.0.0.1", "::1"])
+    address = ensure_leaf(ca, leaf_folder(), addresses=lambda: [], hostname="devbox", listen_host="172.16.0.4")
+    assert sans(leaf_cert(address)) == (["localhost", "devbox"], ["127.0.0.1", "::1", "172.16.0.4"])
+    wildcard = ensure_leaf(ca, leaf_folder(), addresses=lambda: [], hostname="devbox", listen_host="0.0.0.0")
+    assert sans(leaf_cert(wildcard)) == (["localhost", "devbox"], ["127.0.0.1", "::1"])
+
+
 def test_leaf_is_reused_then_reissued_when_the_names_change(data_dir: Path) -> None:
     ca = ensure_ca(ca_folder())
     first = ensure_leaf(ca, leaf_folder(), addresses=lambda: LAN, hostname="devbox")

@@ -62,7 +62,7 @@ def resolve_tls(config: ServerConfig, addresses: AddressLister | None = None) ->
     from .leaf import ensure_leaf
 
     ca = ensure_ca(ca_folder())
-    path = ensure_leaf(ca, leaf_folder(), addresses=addresses)
+    path = ensure_leaf(ca, leaf_folder(), addresses=addresses, listen_host=config.host)
     return TLSFiles(path, path, None)
 
 

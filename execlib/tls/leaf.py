@@ -36,17 +36,19 @@ LEAF_DAYS = 397
 RENEW_DAYS = 30
 
 
-def leaf_names(hostname: str, addresses: Iterable[str]) -> tuple[list[str], list[str]]:
+def leaf_names(hostname: str, addresses: Iterable[str], listen_host: str = "") -> tuple[list[str], list[str]]:
     """(DNS names, IP addresses) a leaf covers: loopback first, then the host name and LAN addresses.
 
-    Link-local and unspecified addresses are left out: no browser opens a URL with one. A host
-    name that is not plain ASCII is left out too (a certificate holds DNS names in ASCII form).
+    ``listen_host`` (``--host``) is added when it names something else: a URL built from it must
+    match too. Link-local and unspecified addresses are left out: no browser opens a URL with
+    one. A name that is not plain ASCII is left out too (a certificate holds DNS names in ASCII).
     """
     dns = ["localhost"]
-    if hostname and hostname.isascii() and hostname.lower() != "localhost" and " " not in hostname:
-        dns.append(hostname.lower())
     ips = ["127.0.0.1", "::1"]
-    for text in addresses:
+    for name in (hostname, listen_host):
+        if _is_dns_name(name) and name.lower() not in dns:
+            dns.append(name.lower())
+    for text in [*addresses, listen_host]:
         try:
             address = ipaddress.ip_address(text.split("%", 1)[0])
         except ValueError:
@@ -58,12 +60,23 @@ def leaf_names(hostname: str, addresses: Iterable[str]) -> tuple[list[str], list
     return dns, ips
 
 
+def _is_dns_name(name: str) -> bool:
+    if not name or not name.isascii() or " " in name:
+        return False
+    try:
+        ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        return True
+    return False  # an address: it goes among the IP names
+
+
 def ensure_leaf(
     ca: LocalCA,
     folder: str,
     *,
     addresses: AddressLister | None = None,
     hostname: str | None = None,
+    listen_host: str = "",
     renew_days: int = RENEW_DAYS,
 ) -> str:
     """The path of a cached leaf (key and certificate in one PEM file) for this machine's names.
@@ -75,7 +88,7 @@ def ensure_leaf(
         from ..netaddrs import interface_addresses
 
         addresses = interface_addresses
-    dns, ips = leaf_names(socket.gethostname() if hostname is None else hostname, addresses())
+    dns, ips = leaf_names(socket.gethostname() if hostname is None else hostname, addresses(), listen_host)
     digest = hashlib.sha256("\n".join([ca.ident, *sorted(dns), *sorted(ips)]).encode()).hexdigest()[:16]
     path = os.path.join(folder, f"leaf-{digest}.pem")
     if _still_good(path, renew_days):
