@@ -49,6 +49,7 @@ SWITCHES = (
     "build_on_start",
     "warnings_as_errors",
     "cors",
+    "https",
 )
 
 #: what ``headers=`` takes: "Name: value" strings (or one), a mapping, or (name, value) pairs
@@ -122,6 +123,11 @@ class ServerConfig:
     proxy: str | None = None
     proxy_host_header: str = "preserve"
     proxy_timeout: float = 5.0
+    # TLS (docs/https.rst): a certificate from the local CA, or the user's own pair
+    https: bool = False
+    ssl_certfile: str | os.PathLike[str] | None = None
+    ssl_keyfile: str | os.PathLike[str] | None = None
+    ssl_keyfile_password: str | None = None
 
     def __post_init__(self) -> None:
         _check_switches_and_address(self)
@@ -137,6 +143,7 @@ class ServerConfig:
         _check_build_sources(self, given)
         _check_root(self)
         object.__setattr__(self, "mounts", checked_mounts(self.mounts))
+        _check_tls_files(self)
 
     def replace(self, **changes: Any) -> ServerConfig:
         """A copy with ``changes``, checked again."""
@@ -305,6 +312,28 @@ def _check_build_sources(config: ServerConfig, given: list[Any]) -> None:
             )
 
 
+def _check_tls_files(config: ServerConfig) -> None:
+    """The user's certificate files exist; whether they make a pair is checked by execlib.tls at start."""
+    for name in ("ssl_certfile", "ssl_keyfile"):
+        value = getattr(config, name)
+        if value is None:
+            continue
+        if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+            raise ConfigError("must be the path of a PEM file", option=name, value=value)
+        if not os.path.exists(value):
+            raise ConfigError("file not found", option=name, value=os.fspath(value))
+        if not os.path.isfile(value):
+            raise ConfigError("is not a file", option=name, value=os.fspath(value))
+    password = config.ssl_keyfile_password
+    if password is not None and not isinstance(password, str):
+        raise ConfigError("must be a string", option="ssl_keyfile_password", value="***")
+    if config.ssl_certfile is None:
+        for name in ("ssl_keyfile", "ssl_keyfile_password"):
+            if getattr(config, name) is not None:
+                shown = "***" if name == "ssl_keyfile_password" else getattr(config, name)
+                raise ConfigError("needs ssl_certfile=: the certificate it goes with", option=name, value=shown)
+
+
 def _check_root(config: ServerConfig) -> None:
     # With a build the folder may not exist yet (a project never built): the Server creates it.
     shown = os.fspath(config.root)
@@ -343,6 +372,10 @@ FILE_OPTIONS: dict[str, str] = {
     "proxy": "str",
     "proxy_host_header": "str",
     "proxy_timeout": "float",
+    "https": "bool",
+    "ssl_certfile": "path",
+    "ssl_keyfile": "path",
+    "ssl_keyfile_password": "str",
 }
 
 #: options of the command line itself (what it prints, whether it opens a browser), not of the
@@ -628,6 +661,8 @@ def _from_source(error: ConfigError, origins: dict[str, Origin]) -> ConfigError:
         return error
     if error.option is None:
         return ConfigError(f"{error} (root from {origin.label})")
+    if error.option == "ssl_keyfile_password":  # a secret: named, never shown
+        return ConfigError(f"{origin.label} ({origin.key}) {error.problem}")
     if origin.kind == "env":
         if isinstance(origin.raw, str) and error.value != _env_value(origin.key, origin.raw, ALL_OPTIONS[error.option]):
             # one item of a list is bad: name it, not only the whole variable

@@ -26,7 +26,7 @@ def served_urls(server: Server, addresses: AddressLister = interface_addresses) 
     bound = server.bound_addr
     if bound is None:
         raise RuntimeError("the server is not bound yet")
-    return reachable_urls(bound[0], bound[1], addresses)
+    return reachable_urls(bound[0], bound[1], addresses, server.scheme)
 
 
 def config_sources(origins: Mapping[str, Origin]) -> dict[str, str]:

@@ -227,7 +227,8 @@ class Dispatcher:
                 release_fastapi_caches()  # serving is over: FastAPI must not keep this server's routes
 
     async def _health(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = {"status": "ok", "root": self.root, "pid": os.getpid(), "server": "execlib"}
+        # scheme: whether this server speaks https, for a caller that only knew its port
+        body = {"status": "ok", "root": self.root, "pid": os.getpid(), "server": "execlib", "scheme": scope["scheme"]}
         # encoded as FastAPI's JSONResponse did, so that readers of the endpoint see no change
         data = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
         await _respond(scope, send, 200, data, b"application/json")

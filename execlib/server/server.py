@@ -24,7 +24,9 @@ from ..config import OPTION_NAMES, HeadersOption, ServerConfig
 from ..errors import BindError, ConfigError, PortInUseError
 from ..fspath import given_path
 from ..listener import Listener, ListenerDiedError
+from ..netaddrs import url_for
 from ..runloop import BlockingService, close_loop, install_shutdown_signals, loop_name, new_loop
+from ..tls import resolve_tls, uvicorn_tls_options
 from .app import Dispatcher, build_asgi
 from .arguments import check_runtime_arguments
 from .build import BuildTarget
@@ -144,6 +146,9 @@ class Server(BlockingService):
     another one: what ROOT has no file for goes to it (docs/proxy.rst); pass ``static=False`` to
     send it every path. ``proxy_host_header`` ("preserve" or "rewrite") is the ``Host`` it is
     told, ``proxy_timeout`` how many seconds a request waits for it to accept a connection.
+    ``https`` serves over TLS with a certificate from execlib's local CA, ``ssl_certfile`` (with
+    ``ssl_keyfile``, ``ssl_keyfile_password``) with the user's own; ``tls`` holds the files served,
+    and ``url`` starts with ``https://`` (docs/https.rst).
     """
 
     _log = logger
@@ -182,6 +187,10 @@ class Server(BlockingService):
         proxy: str | None = None,
         proxy_host_header: str = "preserve",
         proxy_timeout: float = 5.0,
+        https: bool = False,
+        ssl_certfile: str | os.PathLike[str] | None = None,
+        ssl_keyfile: str | os.PathLike[str] | None = None,
+        ssl_keyfile_password: str | None = None,
         config: ServerConfig | None = None,
     ) -> None:
         # locals() holds exactly the arguments at this point: every one is checked before any is used
@@ -200,6 +209,8 @@ class Server(BlockingService):
             raise ConfigError(f"fallback file not found: {fallback} (relative to {self.root})")
         self.host = config.host
         self.port = config.port
+        # before binding: a bad certificate is a one-line error, and the local CA exists once serving
+        self.tls = resolve_tls(config)
         self.livereload = livereload = config.livereload
         self.managed_listeners: list[Listener] = list(managed_listeners or [])
         self.pre_serve = pre_serve
@@ -313,16 +324,19 @@ class Server(BlockingService):
 
     @property
     def url(self) -> str:
-        """``http://host:port/`` of the bound socket (IPv6 hosts in brackets).
+        """``http://host:port/`` of the bound socket (``https://`` with TLS; IPv6 hosts in brackets).
 
         Raises RuntimeError before the socket is bound.
         """
         bound = self._bound
         if bound is None:
             raise RuntimeError("the server is not bound yet; call bind(), start() or start_in_thread() first")
-        host, port = bound
-        shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{port}/"
+        return url_for(bound[0], bound[1], self.scheme)
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when the server speaks TLS (``https``, ``ssl_certfile``), else ``http``."""
+        return "https" if self.tls is not None else "http"
 
     @property
     def loop_name(self) -> str | None:
@@ -384,6 +398,7 @@ class Server(BlockingService):
                 timeout_graceful_shutdown=self.graceful_timeout + _CANCEL_BACKSTOP,  # type: ignore[arg-type]
                 server_header=False,
                 proxy_headers=False,  # a dev server is not behind a proxy; skip the per-request check
+                **uvicorn_tls_options(self.tls),
             )
             self._uvicorn = _Uvicorn(config, on_started=self._serving_started, drop_after=self.graceful_timeout)
             if not self._watch_before_serving():
