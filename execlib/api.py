@@ -95,11 +95,30 @@ _FLAG_OPTIONS = {
     "follow_symlinks": "--follow-symlinks",
     "clean_urls": "--clean-urls",
     "cors": "--cors",
+    "https": "--https",
     "open": "--open",
     "quiet": "--quiet",
     "verbose": "--verbose",
 }
-_VALUE_OPTIONS = {"fallback": "--fallback", "log_format": "--log-format"}
+_VALUE_OPTIONS = {
+    "fallback": "--fallback",
+    "log_format": "--log-format",
+    "browser": "--browser",
+    "event_loop": "--loop",
+    "banner": "--banner",
+    "proxy": "--proxy",
+    "proxy_host_header": "--proxy-host-header",
+    "proxy_timeout": "--proxy-timeout",
+}
+
+
+_TLS_FILES = ("ssl_certfile", "ssl_keyfile", "ssl_keyfile_password")
+
+
+def _tls_arg(name: str, value: Any) -> list[str]:
+    if value is None or name == "ssl_keyfile_password":
+        return []  # the password goes to the child through its environment (serve_background), never its argv
+    return ["--" + name.replace("_", "-"), os.path.abspath(os.fspath(value))]  # the child may run elsewhere
 
 
 def _serve_args(server_options: dict[str, Any]) -> list[str]:
@@ -108,6 +127,8 @@ def _serve_args(server_options: dict[str, Any]) -> list[str]:
         if name == "livereload":
             if not value:
                 args.append("--no-livereload")
+        elif name == "open" and isinstance(value, str):
+            args.append(f"--open={value}")  # the page to open (a URL path); "=" keeps it off ROOT's place
         elif name in _FLAG_OPTIONS:
             if value:
                 args.append(_FLAG_OPTIONS[name])
@@ -117,6 +138,8 @@ def _serve_args(server_options: dict[str, Any]) -> list[str]:
         elif name in _VALUE_OPTIONS:
             if value is not None:
                 args += [_VALUE_OPTIONS[name], str(value)]
+        elif name in _TLS_FILES:
+            args += _tls_arg(name, value)
         elif name == "mounts":
             for prefix, folder in checked_mounts(value):  # absolute: the child runs in another folder
                 args += ["--mount", f"{prefix}={folder}"]
@@ -172,5 +195,11 @@ def serve_background(
     if replace:
         args.append("--replace")
     args += list(extra_args)
-    _, url = start_detached(args, host=resolved_host, pid_path=files.pid, timeout=timeout)
+    # checked here, and the local CA made once, before the child: a bad certificate raises in the caller
+    from .tls import resolve_tls
+
+    scheme = "https" if resolve_tls(config) is not None else "http"
+    password = config.ssl_keyfile_password
+    env = {"EXECLIB_SSL_KEYFILE_PASSWORD": password} if password is not None else None
+    _, url = start_detached(args, host=resolved_host, pid_path=files.pid, timeout=timeout, env=env, scheme=scheme)
     return url

@@ -51,6 +51,7 @@ SWITCHES = (
     "build_on_start",
     "warnings_as_errors",
     "cors",
+    "https",
     "http2",
 )
 
@@ -121,12 +122,22 @@ class ServerConfig:
     # added to every response; kept as a tuple of "Name: value" strings once checked
     headers: HeadersOption = ()
     cors: bool = False
+    # proxy mode (docs/proxy.rst): the backend's origin, kept as "scheme://host:port" once checked
+    proxy: str | None = None
+    proxy_host_header: str = "preserve"
+    proxy_timeout: float = 5.0
+    # TLS (docs/https.rst): a certificate from the local CA, or the user's own pair
+    https: bool = False
+    ssl_certfile: str | os.PathLike[str] | None = None
+    ssl_keyfile: str | os.PathLike[str] | None = None
+    ssl_keyfile_password: str | None = None
     # which HTTP server serves ("auto", "uvicorn", "hypercorn"), and whether it offers HTTP/2 (over TLS)
     backend: str = "auto"
     http2: bool = False
 
     def __post_init__(self) -> None:
         _check_switches_and_address(self)
+        _check_proxy(self)
         _check_event_loop(self.event_loop)
         _check_backend(self.backend, self.http2)
         object.__setattr__(self, "headers", tuple(normal_headers(self.headers)))
@@ -139,6 +150,7 @@ class ServerConfig:
         _check_build_sources(self, given)
         _check_root(self)
         object.__setattr__(self, "mounts", checked_mounts(self.mounts))
+        _check_tls_files(self)
 
     def replace(self, **changes: Any) -> ServerConfig:
         """A copy with ``changes``, checked again."""
@@ -166,6 +178,21 @@ def _check_switches_and_address(config: ServerConfig) -> None:
         raise ConfigError("must be an int from 0 to 65535 (0 picks a free port)", option="port", value=port)
     if not 0 <= port <= 65535:
         raise ConfigError("is out of range: use 0-65535 (0 picks a free port)", option="port", value=port)
+
+
+PROXY_HOST_HEADERS = ("preserve", "rewrite")
+
+
+def _check_proxy(config: ServerConfig) -> None:
+    if config.proxy is not None:
+        from .proxy.backend import parse_backend  # small, and only proxy mode needs it
+
+        object.__setattr__(config, "proxy", parse_backend(config.proxy).origin)
+    if config.proxy_host_header not in PROXY_HOST_HEADERS:
+        raise ConfigError("must be 'preserve' or 'rewrite'", option="proxy_host_header", value=config.proxy_host_header)
+    timeout = config.proxy_timeout
+    if not _is_number(timeout) or not timeout >= 0:
+        raise ConfigError("must be a number of seconds, 0 or more", option="proxy_timeout", value=timeout)
 
 
 def _check_event_loop(kind: object) -> None:
@@ -305,6 +332,28 @@ def _check_build_sources(config: ServerConfig, given: list[Any]) -> None:
             )
 
 
+def _check_tls_files(config: ServerConfig) -> None:
+    """The user's certificate files exist; whether they make a pair is checked by execlib.tls at start."""
+    for name in ("ssl_certfile", "ssl_keyfile"):
+        value = getattr(config, name)
+        if value is None:
+            continue
+        if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+            raise ConfigError("must be the path of a PEM file", option=name, value=value)
+        if not os.path.exists(value):
+            raise ConfigError("file not found", option=name, value=os.fspath(value))
+        if not os.path.isfile(value):
+            raise ConfigError("is not a file", option=name, value=os.fspath(value))
+    password = config.ssl_keyfile_password
+    if password is not None and not isinstance(password, str):
+        raise ConfigError("must be a string", option="ssl_keyfile_password", value="***")
+    if config.ssl_certfile is None:
+        for name in ("ssl_keyfile", "ssl_keyfile_password"):
+            if getattr(config, name) is not None:
+                shown = "***" if name == "ssl_keyfile_password" else getattr(config, name)
+                raise ConfigError("needs ssl_certfile=: the certificate it goes with", option=name, value=shown)
+
+
 def _check_root(config: ServerConfig) -> None:
     # With a build the folder may not exist yet (a project never built): the Server creates it.
     shown = os.fspath(config.root)
@@ -340,6 +389,13 @@ FILE_OPTIONS: dict[str, str] = {
     "event_loop": "str",
     "headers": "headers",
     "cors": "bool",
+    "proxy": "str",
+    "proxy_host_header": "str",
+    "proxy_timeout": "float",
+    "https": "bool",
+    "ssl_certfile": "path",
+    "ssl_keyfile": "path",
+    "ssl_keyfile_password": "str",
     "backend": "str",
     "http2": "bool",
 }
@@ -445,6 +501,10 @@ def load_config(
     _apply_env(os.environ if env is None else env, kinds, values, origins)
     _apply_flags(flags, flag_names or {}, values, origins)
     server = {name: value for name, value in values.items() if name not in COMMAND_OPTIONS}
+    if server.get("proxy") and "root" not in server:
+        # proxy mode with no ROOT from any source: the backend answers every path (no folder of
+        # the current directory's files in front of it); docs/proxy.rst
+        server["static"] = False
     own = {name: value for name, value in values.items() if name in COMMAND_OPTIONS and command}
     try:
         return Resolved(ServerConfig(**server), origins, found[0] if found else None, CommandOptions(**own))
@@ -623,6 +683,8 @@ def _from_source(error: ConfigError, origins: dict[str, Origin]) -> ConfigError:
         return error
     if error.option is None:
         return ConfigError(f"{error} (root from {origin.label})")
+    if error.option == "ssl_keyfile_password":  # a secret: named, never shown
+        return ConfigError(f"{origin.label} ({origin.key}) {error.problem}")
     if origin.kind == "env":
         if isinstance(origin.raw, str) and error.value != _env_value(origin.key, origin.raw, ALL_OPTIONS[error.option]):
             # one item of a list is bad: name it, not only the whole variable

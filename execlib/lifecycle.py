@@ -34,6 +34,7 @@ from .process import (
     describe_server,
     fetch_health,
     fs_error,
+    holder_url,
     is_execlib_server,
     read_pid,
     read_pid_file,
@@ -157,7 +158,10 @@ class Lifecycle:
                 _write(self.files.port, f"{port}\n")
                 # now the PID file records the address too: status and stop need no other file
                 if read_pid(self.files.pid) == os.getpid():
-                    _write(self.files.pid, RunInfo(os.getpid(), self.root, server.host, port).to_text())
+                    # the scheme only for https: a plain server's file stays as earlier versions wrote it
+                    scheme = server.scheme if server.scheme != "http" else None
+                    info = RunInfo(os.getpid(), self.root, server.host, port, scheme=scheme)
+                    _write(self.files.pid, info.to_text())
                 register_in_process(self.files.pid, server)
         except BaseException:
             self.release()
@@ -224,8 +228,8 @@ class Lifecycle:
             server.bind()
             return
         except PortInUseError:
-            url = server_url(server.host, server.port)
-            holder = fetch_health(url)
+            holder = fetch_health(server_url(server.host, server.port))
+            url = holder_url(server.host, server.port, holder or {})
             if holder is not None and not self.replace and self._same_root(holder):
                 raise AlreadyServedError(server.host, server.port, url, holder.get("pid")) from None
             if self.port_fallback and not (self.replace and holder is not None):
@@ -235,9 +239,8 @@ class Lifecycle:
                 raise
         holder_pid = check_port_holder(server.host, server.port, holder, replace=self.replace)
         terminate(holder_pid, self.stop_timeout)
-        holder_url = server_url(server.host, server.port)
         self.announce(
-            f"stopped execlib server {describe_server(holder_pid, holder.get('root'), holder_url)}, "
+            f"stopped execlib server {describe_server(holder_pid, holder.get('root'), url)}, "
             f"which held port {server.port}"
         )
         deadline = time.monotonic() + 5.0
@@ -327,7 +330,8 @@ def replace_servers(
         return
     holder_pid = check_port_holder(host, port, holder, replace=True)
     terminate(holder_pid, timeout)
-    say(f"stopped execlib server {describe_server(holder_pid, holder.get('root'), url)}, which held port {port}")
+    shown = holder_url(host, port, holder)
+    say(f"stopped execlib server {describe_server(holder_pid, holder.get('root'), shown)}, which held port {port}")
 
 
 def precheck_port(host: str, port: int, *, replace: bool) -> None:
@@ -500,6 +504,7 @@ def start_detached(
     env: dict[str, str] | None = None,
     on_spawn: Callable[[int], None] | None = None,
     announce: Announce | None = None,
+    scheme: str = "http",
 ) -> tuple[int, str]:
     """Run ``execlib serve SERVE_ARGS --pid-file PID`` detached; return (pid, url) once it is healthy.
 
@@ -550,7 +555,7 @@ def start_detached(
             )
         port = read_port(files.port) if read_pid(files.pid) == proc.pid else None
         if port is not None:
-            url = server_url(host, port)
+            url = server_url(host, port, scheme)
             health = fetch_health(url, timeout=max(0.1, min(1.0, deadline - time.monotonic())))
             if health is not None and health.get("pid") == proc.pid:
                 return proc.pid, url

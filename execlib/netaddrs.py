@@ -64,12 +64,14 @@ def _resolved_host_addresses() -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
-def url_for(host: str, port: int) -> str:
+def url_for(host: str, port: int, scheme: str = "http") -> str:
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}/"
+    return f"{scheme}://{shown}:{port}/"
 
 
-def reachable_urls(host: str, port: int, addresses: AddressLister = interface_addresses) -> list[str]:
+def reachable_urls(
+    host: str, port: int, addresses: AddressLister = interface_addresses, scheme: str = "http"
+) -> list[str]:
     """The URLs to show for a server bound to ``host``: the loopback one first, then the network's.
 
     For a wildcard host (``0.0.0.0`` for IPv4, ``::`` for IPv6, which execlib binds IPv6-only),
@@ -79,9 +81,9 @@ def reachable_urls(host: str, port: int, addresses: AddressLister = interface_ad
     try:
         bound = ipaddress.ip_address(host)
     except ValueError:
-        return [url_for(host, port)]
+        return [url_for(host, port, scheme)]
     if not bound.is_unspecified:
-        return [url_for(host, port)]
+        return [url_for(host, port, scheme)]
     wanted = 4 if bound.version == 4 else 6
     loopback = "127.0.0.1" if wanted == 4 else "::1"
     network: list[str] = []
@@ -94,5 +96,5 @@ def reachable_urls(host: str, port: int, addresses: AddressLister = interface_ad
             continue
         if str(address) not in network:
             network.append(str(address))
-    return [url_for(loopback, port)] + [url_for(address, port) for address in network]
+    return [url_for(loopback, port, scheme)] + [url_for(address, port, scheme) for address in network]
 

@@ -44,6 +44,7 @@ logger = logging.getLogger("execlib")
 DEFAULT_PID_FILE = ".execlib.pid"
 DEFAULT_STOP_TIMEOUT = 10.0
 HEALTH_PATH = "/__execlib__/health"
+SCHEMES = ("http", "https")
 
 # Seconds between checks while waiting on another process (its exit, its socket, its health answer):
 # there is no portable event to wait on. Every such wait loop is bounded by a deadline.
@@ -108,14 +109,23 @@ class RunInfo:
     host: str | None = None
     port: int | None = None
     legacy: bool = False
+    scheme: str | None = None  # "https" for a TLS server; absent (http) in files of earlier versions
 
     def to_text(self) -> str:
-        data = {"execlib": PID_FILE_FORMAT, "pid": self.pid, "root": self.root, "host": self.host, "port": self.port}
+        data: dict[str, Any] = {
+            "execlib": PID_FILE_FORMAT,
+            "pid": self.pid,
+            "root": self.root,
+            "host": self.host,
+            "port": self.port,
+        }
+        if self.scheme is not None:
+            data["scheme"] = self.scheme
         return json.dumps(data) + "\n"
 
     def url(self, fallback_port: int | None = None) -> str | None:
         port = self.port if self.port is not None else fallback_port
-        return server_url(self.host, port) if port is not None else None
+        return server_url(self.host, port, self.scheme or "http") if port is not None else None
 
 
 def fs_error(action: str, path: Path, exc: OSError) -> ConfigError:
@@ -175,6 +185,7 @@ def _parse_pid_file(data: bytes) -> RunInfo | None:
         root=root if isinstance(root, str) else None,
         host=host if isinstance(host, str) else None,
         port=port if type(port) is int and 0 < port <= 65535 else None,
+        scheme=obj["scheme"] if obj.get("scheme") in SCHEMES else None,
     )
 
 
@@ -447,35 +458,73 @@ def connect_host(host: str | None) -> str:
     return host
 
 
-def server_url(host: str | None, port: int) -> str:
+def server_url(host: str | None, port: int, scheme: str = "http") -> str:
     shown = connect_host(host)
-    return f"http://[{shown}]:{port}/" if ":" in shown else f"http://{shown}:{port}/"
+    return f"{scheme}://[{shown}]:{port}/" if ":" in shown else f"{scheme}://{shown}:{port}/"
+
+
+def holder_url(host: str | None, port: int, holder: dict[str, Any]) -> str:
+    """The URL of the server whose health answer is ``holder`` (it says whether it speaks https)."""
+    scheme = holder.get("scheme")
+    return server_url(host, port, scheme if scheme in SCHEMES else "http")
 
 
 def fetch_health(url: str, timeout: float = 1.0) -> dict[str, Any] | None:
     """The JSON of an execlib health endpoint at ``url`` (a base URL or the endpoint itself); None otherwise.
 
     Uses http.client directly: light to import, and it ignores proxy settings, which must not apply here.
+    An ``http://`` URL whose server drops the connection without an answer is asked again over
+    https: a server started with ``--https`` closes plain HTTP connections, and the callers here
+    (the port holder check, ``status``) often know only a host and a port.
+
+    Over https the certificate is not verified. This request only identifies a server (its pid
+    and root, which are then checked against this machine's processes before any is signalled),
+    sends nothing secret, and goes to a server the user runs, whose certificate may be the local
+    CA's, their own, or one their system does not trust yet.
     """
-    import http.client
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     path = parts.path if parts.path.rstrip("/").endswith(HEALTH_PATH) else parts.path.rstrip("/") + HEALTH_PATH
+    data, dropped = _get_json(parts.scheme, parts.hostname or "127.0.0.1", parts.port, path, timeout)
+    if dropped and parts.scheme == "http":
+        data, _ = _get_json("https", parts.hostname or "127.0.0.1", parts.port, path, timeout)
+    if isinstance(data, dict) and data.get("server") == "execlib":
+        return data
+    return None
+
+
+def _get_json(scheme: str, host: str, port: int | None, path: str, timeout: float) -> tuple[object, bool]:
+    """(the JSON at path, or None; whether the server closed the connection without answering)."""
+    import http.client
+
     try:
-        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)
+        if scheme == "https":
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                host, port or 443, timeout=timeout, context=_unverified_context()
+            )
+        else:
+            conn = http.client.HTTPConnection(host, port or 80, timeout=timeout)
         try:
             conn.request("GET", path, headers={"Accept": "application/json"})
             response = conn.getresponse()
             body = response.read(65536) if response.status == 200 else b""
         finally:
             conn.close()
-        data = json.loads(body) if body else None
+        return (json.loads(body) if body else None), False
+    except (ConnectionResetError, http.client.RemoteDisconnected, http.client.BadStatusLine):
+        return None, True
     except (OSError, ValueError, http.client.HTTPException):
-        return None
-    if isinstance(data, dict) and data.get("server") == "execlib":
-        return data
-    return None
+        return None, False
+
+
+def _unverified_context() -> Any:
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # see fetch_health: identification only, checked locally after
+    return context
 
 
 def _host_from_cmdline(argv: Sequence[str] | None) -> str | None:
@@ -765,7 +814,7 @@ def status(
         return ServerStatus(False, pid, False, None, port=port, root=info.root, pid_path=where, stale=True)
     url = health_url
     if url is None and port is not None:
-        url = server_url(_host_of(info, pid), port)
+        url = server_url(_host_of(info, pid), port, info.scheme or "http")
     health = fetch_health(url, timeout) if url else None
     healthy = health is not None and health.get("pid") == pid
     root = health.get("root") if health else info.root
@@ -785,7 +834,8 @@ def running_server(files: RunFiles) -> Owner | None:
     server = _in_process_server(files, pid)
     if server is None and (pid == os.getpid() or not is_execlib_server(pid, port, info.host)):
         return None
-    url = server.url if server is not None else server_url(_host_of(info, pid), port) if port else None
+    scheme = info.scheme or "http"
+    url = server.url if server is not None else server_url(_host_of(info, pid), port, scheme) if port else None
     return Owner(pid, info.root, url)
 
 

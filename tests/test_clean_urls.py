@@ -299,3 +299,22 @@ def test_command_line_flag_and_bad_values(tmp_path: Path) -> None:
     assert _serve_args({"clean_urls": False}) == []
     start = build_parser().parse_args(["start", "--clean-urls", str(tmp_path)])
     assert "--clean-urls" in forwarded_serve_args(start.subparser, start)
+
+
+def test_clean_urls_in_a_mount_serve_and_target_reloads(pretty: Path, tmp_path: Path, serve) -> None:
+    shared = tmp_path / "shared"
+    write(shared / "guide.html", "<html><body>Guide</body></html>")
+    server: Server = serve(pretty, clean_urls=True, mounts=[f"/docs={shared}"])
+    response = httpx.get(server.url + "docs/guide", timeout=10)
+    assert response.status_code == 200 and b"Guide" in response.content
+
+    async def run() -> None:
+        guide = await handshake(server, "/docs/guide", [])
+        await until_pages_known(server, 1)
+        assert {page.page_file for page in server.hub.pages} == {"docs/guide.html"}
+        write(shared / "guide.html", "<html><body>Guide, edited</body></html>")
+        message = await next_message(guide)
+        assert message["command"] == "reload" and message["path"] == "/docs/guide.html"
+        await guide.close()
+
+    run_async(run())

@@ -63,6 +63,12 @@ MATRIX = {
     "headers": ('headers = ["X-F: 1"]', {"EXECLIB_HEADERS": "X-E: 1, 2,X-E2: 3"}, ["--header", "X-G: 1"],
                 (["X-F: 1"], ["X-E: 1, 2", "X-E2: 3"], ["X-G: 1"]), []),
     "cors": ("cors = true", {"EXECLIB_CORS": "0"}, ["--cors"], (True, False, True), False),
+    "proxy": ('proxy = "http://127.0.0.1:3001"', {"EXECLIB_PROXY": "localhost:3002"}, ["--proxy", "http://[::1]:3003/"],
+              ("http://127.0.0.1:3001", "http://localhost:3002", "http://[::1]:3003"), None),
+    "proxy_host_header": ('proxy-host-header = "rewrite"', {"EXECLIB_PROXY_HOST_HEADER": "preserve"},
+                          ["--proxy-host-header", "rewrite"], ("rewrite", "preserve", "rewrite"), "preserve"),
+    "proxy_timeout": ("proxy_timeout = 1.5", {"EXECLIB_PROXY_TIMEOUT": "2.5"}, ["--proxy-timeout", "0"],
+                      (1.5, 2.5, 0.0), 5.0),
 }  # fmt: skip
 
 

@@ -318,3 +318,25 @@ def test_open_and_browser_from_env_and_file(tmp_path: Path, root: Path) -> None:
     write(tmp_path / "bad" / "execlib.toml", 'open = "docs"\n')
     with pytest.raises(ConfigError, match="must be true, false or a page's URL path"):
         command({}, tmp_path / "bad")
+
+
+def test_start_and_serve_background_pass_the_new_options_on() -> None:
+    from execlib.api import _serve_args
+    from execlib.cli import build_parser
+    from execlib.cli.lifecycle import forwarded_serve_args
+
+    start = build_parser()._subparsers._group_actions[0].choices["start"]  # type: ignore[union-attr]
+    args = start.parse_args(["--open", "--loop", "asyncio", "--banner", "json", "--browser", "firefox"])
+    assert forwarded_serve_args(start, args) == [
+        "--open",
+        "--browser",
+        "firefox",
+        "--banner",
+        "json",
+        "--loop",
+        "asyncio",
+    ]
+    args = start.parse_args(["--open", "/docs/"])
+    assert forwarded_serve_args(start, args) == ["--open=/docs/"]
+    assert _serve_args({"open": "/docs/", "event_loop": "asyncio"}) == ["--open=/docs/", "--loop", "asyncio"]
+    assert _serve_args({"open": True, "browser": "firefox"}) == ["--open", "--browser", "firefox"]

@@ -83,6 +83,7 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cors", action="store_true", default=None, help="allow cross-origin requests: CORS headers, preflights"
     )
+    _add_tls_options(parser)
     parser.add_argument(
         "--backend",
         metavar="{auto,uvicorn,hypercorn}",
@@ -113,6 +114,26 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         "--poll", action="store_true", default=None, help="poll for changes (network, Docker and WSL mounts)"
     )
     reload.add_argument("--gitignore", action="store_true", default=None, help="ignore what .gitignore files ignore")
+    proxy = parser.add_argument_group("proxy mode")
+    proxy.add_argument(
+        "--proxy",
+        metavar="URL",
+        default=None,
+        help="serve in front of the backend at URL (http://127.0.0.1:3000): what ROOT has no file for goes there",
+    )
+    proxy.add_argument(
+        "--proxy-host-header",
+        choices=("preserve", "rewrite"),
+        default=None,
+        help="the Host the backend is told: the browser's (preserve, the default) or the backend's own (rewrite)",
+    )
+    proxy.add_argument(
+        "--proxy-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds a request waits for the backend to accept a connection before the waiting page (5)",
+    )
     build = parser.add_argument_group("building")
     build.add_argument(
         "--build",
@@ -129,6 +150,23 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_tls_options(parser: argparse.ArgumentParser) -> None:
+    tls = parser.add_argument_group("https")
+    tls.add_argument(
+        "--https",
+        action="store_true",
+        default=None,
+        help="serve over TLS with a certificate from execlib's local CA (made on first use)",
+    )
+    tls.add_argument(
+        "--ssl-certfile", metavar="FILE", help="serve over TLS with this certificate (PEM; wins over --https)"
+    )
+    tls.add_argument("--ssl-keyfile", metavar="FILE", help="the certificate's private key (default: in --ssl-certfile)")
+    tls.add_argument(
+        "--ssl-keyfile-password", metavar="PASSWORD", help="the key's password (or $EXECLIB_SSL_KEYFILE_PASSWORD)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="A development server with live reload.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -142,7 +180,38 @@ def build_parser() -> argparse.ArgumentParser:
     _add_watch_command(commands)
     _add_preset_commands(commands)
     _add_config_command(commands)
+    _add_https_command(commands)
     return parser
+
+
+def _add_https_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    https = commands.add_parser(
+        "https",
+        help="the local certificate authority of --https: where it is, how to trust it",
+        description="The local CA that --https issues certificates from, kept in execlib's data folder "
+        "($EXECLIB_DATA_DIR, else ~/.local/share/execlib); each subcommand creates it if there is none yet.",
+    )
+    actions = https.add_subparsers(dest="https_command", metavar="ACTION")
+    actions.required = True
+    ca_path = actions.add_parser("ca-path", help="print the path of the CA certificate (PEM)")
+    ca_path.set_defaults(handler=_https("run_ca_path"))
+    trust = actions.add_parser(
+        "trust",
+        help="install the CA into the system trust store (as root), else print the commands to run",
+        description="As root on Debian or Ubuntu, copy the CA to /usr/local/share/ca-certificates and run "
+        "update-ca-certificates; otherwise print the commands that do it. Also prints the steps for the "
+        "NSS stores of Chromium and Firefox. Exit status 0 when installed, 1 when only printed.",
+    )
+    trust.set_defaults(handler=_https("run_trust"))
+
+
+def _https(name: str) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        from . import https as https_command
+
+        return int(getattr(https_command, name)(args))
+
+    return handler
 
 
 def _add_config_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -27,7 +27,7 @@ def served_urls(server: Server, addresses: AddressLister = interface_addresses) 
     bound = server.bound_addr
     if bound is None:
         raise RuntimeError("the server is not bound yet")
-    return reachable_urls(bound[0], bound[1], addresses)
+    return reachable_urls(bound[0], bound[1], addresses, server.scheme)
 
 
 def config_sources(origins: Mapping[str, Origin]) -> dict[str, str]:
@@ -59,10 +59,16 @@ def start_line(
             "config_sources": config_sources(origins or {}),
             "port_fallback_from": fell_back_from,
         }
+        if server.config.proxy is not None:
+            fields["proxy"] = server.config.proxy
         return json.dumps(fields)
     notes = [loop] + ([server.backend] if server.backend != "uvicorn" else [])  # uvicorn: the usual, unsaid
     notes += [f"port {fell_back_from} was in use"] if fell_back_from is not None else []
-    lines = [f"Serving {root} at {urls[0]} ({'; '.join(notes)})"]
+    served = root
+    if server.config.proxy is not None:
+        # proxy mode: the backend is what is served; ROOT only when it serves files in front of it
+        served = f"{server.config.proxy} (and {root})" if server.static_site is not None else server.config.proxy
+    lines = [f"Serving {served} at {urls[0]} ({'; '.join(notes)})"]
     lines += [f"  on the network: {url}" for url in urls[1:]]
     return "\n".join(lines)
 

@@ -14,10 +14,12 @@ import sys
 from ..errors import ConfigError
 from ..lifecycle import precheck_port, print_notice, replace_servers, start_detached
 from ..process import RunFiles, already_running_error, running_server, status, stop
+from ..tls import resolve_tls
 from .serve import config_from_args
 
 # `execlib start` options that are not passed on to the `execlib serve` child (or are passed explicitly)
-_NOT_FORWARDED = frozenset({"root", "host", "port", "pid_file", "timeout", "help"})
+# (the key's password goes by environment: a command line is visible to every user in `ps`)
+_NOT_FORWARDED = frozenset({"root", "host", "port", "pid_file", "timeout", "help", "ssl_keyfile_password"})
 
 # exit statuses of `execlib status`
 STATUS_RUNNING, STATUS_STOPPED, STATUS_UNHEALTHY = 0, 1, 3
@@ -53,6 +55,8 @@ def forwarded_serve_args(parser: argparse.ArgumentParser, args: argparse.Namespa
             out += [option] * int(value)
         elif action.nargs == 0:  # store_true / store_false / store_const
             out.append(option)
+        elif action.nargs == "?":  # --open [PATH]: the bare flag, or its value joined by "="
+            out.append(option if value == action.const else f"{option}={value}")
         elif isinstance(action, argparse._AppendAction):
             for item in value:
                 out += [option, str(item)]
@@ -80,8 +84,14 @@ def run_start(args: argparse.Namespace) -> int:
         if owner is not None:
             raise already_running_error(files, owner)
     precheck_port(host, port, replace=args.replace)
+    # here too: a bad certificate is said on this terminal, and the local CA is made once, before the child
+    scheme = "https" if resolve_tls(config) is not None else "http"
     serve_args = [root, "--host", host, "--port", str(port), *forwarded_serve_args(args.subparser, args)]
-    pid, url = start_detached(serve_args, host=host, pid_path=files.pid, timeout=timeout, announce=print_notice)
+    password = config.ssl_keyfile_password
+    env = {"EXECLIB_SSL_KEYFILE_PASSWORD": password} if password is not None else None
+    pid, url = start_detached(
+        serve_args, host=host, pid_path=files.pid, timeout=timeout, announce=print_notice, env=env, scheme=scheme
+    )
     print(f"Serving {root} at {url} (pid {pid})", flush=True)
     print(f"log: {files.log}; stop it with: {_stop_hint(args.pid_file, files)}", flush=True)
     return 0
@@ -99,7 +109,7 @@ def run_stop(args: argparse.Namespace) -> int:
 
 def run_status(args: argparse.Namespace) -> int:
     if args.url is not None and not args.url.startswith(("http://", "https://")):
-        raise ConfigError(f"--url must be an http:// URL, not {args.url!r}")
+        raise ConfigError(f"--url must be an http:// or https:// URL, not {args.url!r}")
     state = status(args.pid_file, health_url=args.url)
     code = STATUS_STOPPED if not state.running else STATUS_RUNNING if state.healthy else STATUS_UNHEALTHY
     if args.json:

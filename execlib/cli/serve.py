@@ -128,6 +128,8 @@ def run_config(args: argparse.Namespace) -> int:
 
     resolved = config_from_args(args)
     shown = {name: _plain(getattr(resolved.config, name)) for name in FILE_OPTIONS}
+    if shown.get("ssl_keyfile_password") is not None:
+        shown["ssl_keyfile_password"] = "***"  # a secret: where it came from is shown, never the value
     shown.update({name: getattr(resolved.command, name) for name in COMMAND_OPTIONS})
     if args.json:
         options = {name: {"value": value, "source": _source(resolved, name)} for name, value in shown.items()}

@@ -30,12 +30,14 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
     from starlette.types import ASGIApp, Receive, Scope, Send
 
+    from ..proxy.forward import ProxyApp
     from .livereload import ReloadHub
 
 logger = logging.getLogger("execlib.server")
 
 RESERVED_PREFIX = "/__execlib__/"
 HEALTH_PATH = RESERVED_PREFIX + "health"
+BACKEND_PATH = RESERVED_PREFIX + "backend"  # proxy mode: whether the backend answers (the waiting page asks)
 LIVERELOAD_JS = "/livereload.js"
 LIVERELOAD_SOCKET = "/livereload"
 
@@ -57,14 +59,30 @@ class Dispatcher:
     """Sends execlib's own endpoints to their handlers; lifespan, paths under
     ``/__execlib__/`` and paths that a route of ``server.app`` matches to that app (once it is
     built); everything else to the static site. A request target over ``MAX_TARGET_BYTES``
-    gets 414 before any of them sees it."""
+    gets 414 before any of them sees it.
 
-    def __init__(self, root: str, static: ASGIApp | None, hub: ReloadHub | None, *, inject: bool) -> None:
+    In proxy mode (``proxy``), what the static site has no file for (``serves_file``), and every
+    WebSocket but the live-reload one, goes to the backend instead (docs/proxy.rst)."""
+
+    def __init__(
+        self,
+        root: str,
+        static: ASGIApp | None,
+        hub: ReloadHub | None,
+        *,
+        inject: bool,
+        proxy: ProxyApp | None = None,
+        serves_file: Callable[[str], bool] | None = None,
+    ) -> None:
         self.root = root
         self.static = static
         self.hub = hub
         self.inject = inject
+        self.proxy = proxy
+        self.serves_file = serves_file
         self._own_http: dict[str, Endpoint] = {HEALTH_PATH: self._health}
+        if proxy is not None:
+            self._own_http[BACKEND_PATH] = self._backend
         self._client = b""  # the script, read on its first request (importlib.resources is start-up time)
         if hub is not None:
             self._own_http[LIVERELOAD_JS] = self._livereload_js
@@ -120,14 +138,21 @@ class Dispatcher:
             await self.hub.serve(WebSocket(scope, receive, send))
             return
         api_app = self._api_app
-        if api_app is not None and (
-            self.static is None or path.startswith(RESERVED_PREFIX) or self._route_matches(scope)
-        ):
+        no_site = self.static is None and self.proxy is None
+        if api_app is not None and (no_site or path.startswith(RESERVED_PREFIX) or self._route_matches(scope)):
             await api_app(scope, receive, send)
+        elif self.proxy is not None and not path.startswith(RESERVED_PREFIX) and not self._from_disk(scope):
+            await self.proxy(scope, receive, send)
         elif self.static is not None and not path.startswith(RESERVED_PREFIX):
             await self.static(scope, receive, send)
         else:
             await _not_found(scope, send)
+
+    def _from_disk(self, scope: Scope) -> bool:
+        """Proxy mode: whether a file of ROOT (or a mount) answers this request, not the backend."""
+        if self.static is None or self.serves_file is None or scope["type"] != "http":
+            return False
+        return self.serves_file(scope["path"])
 
     # -- routes of server.app -------------------------------------------------------------
 
@@ -202,9 +227,16 @@ class Dispatcher:
                 release_fastapi_caches()  # serving is over: FastAPI must not keep this server's routes
 
     async def _health(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = {"status": "ok", "root": self.root, "pid": os.getpid(), "server": "execlib"}
+        # scheme: whether this server speaks https, for a caller that only knew its port
+        body = {"status": "ok", "root": self.root, "pid": os.getpid(), "server": "execlib", "scheme": scope["scheme"]}
         # encoded as FastAPI's JSONResponse did, so that readers of the endpoint see no change
         data = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        await _respond(scope, send, 200, data, b"application/json")
+
+    async def _backend(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.proxy is not None  # the endpoint exists in proxy mode only
+        up = await self.proxy.status.probe()
+        data = json.dumps({"backend": self.proxy.backend.origin, "up": up}, separators=(",", ":")).encode()
         await _respond(scope, send, 200, data, b"application/json")
 
     async def _livereload_js(self, scope: Scope, receive: Receive, send: Send) -> None:

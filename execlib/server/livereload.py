@@ -127,6 +127,9 @@ class ReloadHub:
         # ends, so a page that reconnects meanwhile must not be reloaded early as well.
         self.changes_pending: Callable[[], bool] = lambda: False
         self.handshake_timeout = HANDSHAKE_TIMEOUT
+        # Proxy mode: a page or resource that no file of ROOT serves is the backend's, named by its
+        # URL path (without the leading slash) so that a watched file can be matched to it.
+        self.url_resources = False
         self.send_timeout = SEND_TIMEOUT
 
     # -- the WebSocket endpoint ---------------------------------------------------------
@@ -271,9 +274,12 @@ class ReloadHub:
         return name if target.kind is Kind.DIRECTORY else None
 
     def _file_for(self, url_path: str) -> str | None:
-        if self.sites is None or len(url_path) > MAX_TARGET_BYTES:  # a URL the server would answer 414
+        if len(url_path) > MAX_TARGET_BYTES:  # a URL the server would answer 414
             return None
-        return self.sites.page_file(url_path)
+        found = self.sites.page_file(url_path) if self.sites is not None else None
+        if found is None and self.url_resources and url_path.startswith("/"):
+            return url_path.lstrip("/") or None
+        return found
 
     def _is_stale(self, page: Page) -> bool:
         if page.page_file is None or self.sites is None or self.changes_pending():

@@ -56,6 +56,18 @@ class SiteMap:
             return target, None
         return target, url_name(prefix, os.path.relpath(target.fs_path, resolver.root))
 
+    def serves_file(self, path: str) -> bool:
+        """Whether a file answers the URL path (proxy mode: else the backend does).
+
+        A path the resolver refuses counts as served: the static site answers it with its own
+        status, and the backend never sees a path execlib found hostile.
+        """
+        try:
+            target, _ = self.resolve(path)
+        except BadPath:
+            return True
+        return target.kind is Kind.FILE
+
     def page_file(self, path: str) -> str | None:
         """The name of the file a page or resource URL shows, redirects followed as a browser
         would (the resolver's rules, clean URLs included); None when it shows no file."""

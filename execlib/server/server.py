@@ -25,6 +25,7 @@ from ..config import OPTION_NAMES, HeadersOption, ServerConfig
 from ..errors import BindError, ConfigError, PortInUseError
 from ..fspath import given_path
 from ..listener import Listener, ListenerDiedError
+from ..netaddrs import url_for
 from ..runloop import BlockingService, close_loop, install_shutdown_signals, loop_name, new_loop
 from . import backends
 from .app import Dispatcher, build_asgi
@@ -40,6 +41,8 @@ from .watching import ReloadController, build_reload_listener, run_on_loop
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from starlette.types import ASGIApp
+
+    from ..proxy.forward import ProxyApp
 
 logger = logging.getLogger("execlib.server")
 
@@ -90,7 +93,13 @@ class Server(BlockingService):
     ``clean_urls`` serves ``/about`` from ``about.html`` when no file or folder ``about`` answers
     it (docs/static.rst has the precedence). ``headers``
     (``"Name: value"`` strings, or a dict) are added to every response; ``cors`` adds permissive
-    CORS headers and answers preflights.
+    CORS headers and answers preflights. ``proxy`` (a backend's URL) puts the server in front of
+    another one: what ROOT has no file for goes to it (docs/proxy.rst); pass ``static=False`` to
+    send it every path. ``proxy_host_header`` ("preserve" or "rewrite") is the ``Host`` it is
+    told, ``proxy_timeout`` how many seconds a request waits for it to accept a connection.
+    ``https`` serves over TLS with a certificate from execlib's local CA, ``ssl_certfile`` (with
+    ``ssl_keyfile``, ``ssl_keyfile_password``) with the user's own; ``tls`` holds the files served,
+    and ``url`` starts with ``https://`` (docs/https.rst).
     """
 
     _log = logger
@@ -126,6 +135,13 @@ class Server(BlockingService):
         event_loop: str = "auto",
         headers: HeadersOption = (),
         cors: bool = False,
+        proxy: str | None = None,
+        proxy_host_header: str = "preserve",
+        proxy_timeout: float = 5.0,
+        https: bool = False,
+        ssl_certfile: str | os.PathLike[str] | None = None,
+        ssl_keyfile: str | os.PathLike[str] | None = None,
+        ssl_keyfile_password: str | None = None,
         backend: str = "auto",
         http2: bool = False,
         config: ServerConfig | None = None,
@@ -146,6 +162,11 @@ class Server(BlockingService):
             raise ConfigError(f"fallback file not found: {fallback} (relative to {self.root})")
         self.host = config.host
         self.port = config.port
+        # before binding: a bad certificate is a one-line error, and the local CA exists once serving
+        #: the certificate files served with (HTTPS), or None: plain HTTP
+        self.tls: TLSFilesLike | None = backends.tls_of(config)  # through the module: replaceable
+        #: which HTTP server serves: "uvicorn" or "hypercorn" (``backend="auto"`` resolved)
+        self.backend = choose_backend(config, self.tls)
         self.livereload = livereload = config.livereload
         self.managed_listeners: list[Listener] = list(managed_listeners or [])
         self.pre_serve = pre_serve
@@ -154,10 +175,6 @@ class Server(BlockingService):
         self.header_timeout = config.header_timeout
         self.max_header_bytes = config.max_header_bytes
         self.event_loop = config.event_loop
-        #: the certificate files served with (HTTPS), or None: plain HTTP
-        self.tls: TLSFilesLike | None = backends.tls_of(config)  # through the module: replaceable
-        #: which HTTP server serves: "uvicorn" or "hypercorn" (``backend="auto"`` resolved)
-        self.backend = choose_backend(config, self.tls)
         self.fatal_error: BaseException | None = None
         self.watch = [os.fspath(path) for path in config.watch]  # ServerConfig made them str already
         self.ignore = tuple(config.ignore)
@@ -201,6 +218,7 @@ class Server(BlockingService):
             else None
         )
         self.hub = ReloadHub(sites, fallback=fallback)
+        self.hub.url_resources = config.proxy is not None  # the backend's URLs are names too
         self.controller = ReloadController(
             self.hub,
             self.root,
@@ -208,7 +226,10 @@ class Server(BlockingService):
             build_timeout=build_timeout,
             warnings_as_errors=warnings_as_errors,
             mounts=self.mounts if self.static_site else (),
+            # proxy mode without ROOT: no folder is served, so none is watched but --watch paths
+            watch_root=config.proxy is None or self.static_site is not None,
         )
+        self.controller.match_resources = config.proxy is not None
         if livereload and self.static_site is not None:
             for site in (self.static_site, *self.mount_sites):
                 site.on_html_served = self.hub.record_served
@@ -216,8 +237,16 @@ class Server(BlockingService):
         files: ASGIApp | None = self.static_site
         if self.static_site is not None and self.mount_sites:
             files = MountedSites(self.static_site, self.mount_sites)
+        self.proxy = _proxy_app(config, sites, inject=livereload)
         # FastAPI is built only if someone reads server.app (see the property)
-        self.dispatcher = Dispatcher(self.root, files, self.hub if livereload else None, inject=livereload)
+        self.dispatcher = Dispatcher(
+            self.root,
+            files,
+            self.hub if livereload else None,
+            inject=livereload,
+            proxy=self.proxy,
+            serves_file=sites.serves_file if sites is not None else None,
+        )
         self.headers = tuple(map(str, config.headers))  # "Name: value" strings: ServerConfig made them so
         self.asgi = build_asgi(self.dispatcher, self.headers, cors=config.cors)
         self._own_listeners: list[Listener] = []
@@ -236,6 +265,7 @@ class Server(BlockingService):
         self._thread: threading.Thread | None = None
         self._thread_error: BaseException | None = None
         self._watcher: threading.Thread | None = None  # sets watching up once serving (see start())
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- addresses ----------------------------------------------------------------
 
@@ -250,21 +280,19 @@ class Server(BlockingService):
 
     @property
     def url(self) -> str:
-        """``http://host:port/`` of the bound socket (IPv6 hosts in brackets).
+        """``http://host:port/`` of the bound socket (``https://`` with TLS; IPv6 hosts in brackets).
 
         Raises RuntimeError before the socket is bound.
         """
         bound = self._bound
         if bound is None:
             raise RuntimeError("the server is not bound yet; call bind(), start() or start_in_thread() first")
-        host, port = bound
-        shown = f"[{host}]" if ":" in host else host
-        return f"{self.scheme}://{shown}:{port}/"
+        return url_for(bound[0], bound[1], self.scheme)
 
     @property
     def scheme(self) -> str:
-        """The URL scheme: "https" when serving with TLS, else "http"."""
-        return "http" if self.tls is None else "https"
+        """``https`` when the server speaks TLS (``https``, ``ssl_certfile``), else ``http``."""
+        return "https" if self.tls is not None else "http"
 
     @property
     def loop_name(self) -> str | None:
@@ -342,6 +370,7 @@ class Server(BlockingService):
             self._stop_listeners()
             self.controller.gate.close()  # its timer lives on this loop; a restart starts afresh
             self._close_builder(loop)
+            self._close_proxy(loop)
             restore_signals()
             close_loop(loop, owned=self._loop_arg is None)
             self._close_socket()
@@ -361,7 +390,9 @@ class Server(BlockingService):
         return self.build_on_start and self.controller.build_target is not None
 
     def _start_watching(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self.livereload or self.controller.build_target is not None:
+        # proxy mode with neither ROOT nor --watch paths has nothing to watch
+        something = bool(self.controller.folders or self.watch)
+        if something and (self.livereload or self.controller.build_target is not None):
             self._own_listeners.append(
                 build_reload_listener(
                     self.controller,
@@ -383,6 +414,11 @@ class Server(BlockingService):
 
     def _serving_started(self) -> None:
         """The backend accepts connections (on the loop): ready now, or once watching is set up."""
+        if self.proxy is not None:
+            # not awaited: a backend that is not up yet is a warning, and serving starts regardless
+            task = asyncio.get_running_loop().create_task(self.proxy.status.check_at_start())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         if self._watcher is None:
             self._ready.set()
         else:
@@ -492,6 +528,15 @@ class Server(BlockingService):
         except Exception:
             logger.exception("stopping the build's helper process failed")
 
+    def _close_proxy(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close the connections to the backend on the loop that made them."""
+        if self.proxy is None or loop.is_closed():
+            return
+        try:
+            loop.run_until_complete(self.proxy.aclose())
+        except Exception:
+            logger.exception("closing the connections to the backend failed")
+
     def _close_socket(self) -> None:
         if self._socket is not None:
             self._socket.close()
@@ -520,6 +565,20 @@ def _config_of(arguments: dict[str, Any], config: ServerConfig | None) -> Server
         # two sources for one option: which would win is a guess, so neither does
         raise TypeError(f"Server(): pass {', '.join(given)} in config=ServerConfig(...), not beside it")
     return config
+
+
+def _proxy_app(config: ServerConfig, sites: SiteMap | None, *, inject: bool) -> ProxyApp | None:
+    if config.proxy is None:
+        return None
+    from ..proxy.backend import parse_backend
+    from ..proxy.forward import ProxyApp  # httpx: imported in proxy mode only (start-up time)
+
+    return ProxyApp(
+        parse_backend(config.proxy),
+        rewrite_host=config.proxy_host_header == "rewrite",
+        timeout=config.proxy_timeout,
+        inject=inject,
+    )
 
 
 def _create_output_folder(path: str, shown: str) -> None:

@@ -92,12 +92,16 @@ class ReloadController:
         *,
         warnings_as_errors: bool = False,
         mounts: Sequence[tuple[str, str]] = (),
+        watch_root: bool = True,
     ) -> None:
         self.hub = hub
         self.root = root
         # The folders served, each with the URL prefixes it is served at (ROOT's is ""; one folder
         # may be mounted twice, or inside ROOT): a change is announced under each URL it has.
-        self.folders: dict[str, list[str]] = {root: [""]}
+        self.folders: dict[str, list[str]] = {root: [""]} if watch_root else {}
+        # Proxy mode: a stylesheet or image under a --watch path is swapped in the pages that
+        # loaded it, found among their resources by its path (resource_names), not reloaded.
+        self.match_resources = False
         for prefix, folder in mounts:
             self.folders.setdefault(folder, []).append(prefix)
         self.prefixes = [prefix for prefix, _ in mounts]
@@ -259,13 +263,41 @@ class ReloadController:
         names = shown_names([shown_path(e.path) for e in events if isinstance(e, FileEvent)] or ["?"])
         await self.run_hooks(events)
         if builder is None:
-            sent = await self.hub.changed([], external=True)
+            matched = self.resource_names(events) if self.match_resources else None
+            if matched:
+                sent = await self.hub.changed(matched)
+            else:
+                sent = await self.hub.changed([], external=True)
             changes_logger.info("changed: %s -> %s", names, sent.summary())
             return
         changes_logger.info(
             "changed: %s -> %s", names, "building after the current build" if builder.running else "building"
         )
         builder.request()
+
+    def resource_names(self, events: list[Any]) -> list[str] | None:
+        """The resource names (URL paths) of pages that the watched stylesheets and images in
+        ``events`` are served at; None when any change is something else, or matches no resource
+        (a template, code, a file no page loaded): those reload every page.
+
+        A file matches a resource whose URL path ends with its path inside the watched folder:
+        ``static/css/site.css`` under ``--watch static`` is ``/static/css/site.css`` as Django
+        and Flask serve it, and ``/assets/css/site.css`` under another prefix. The backend's URL
+        layout is its own, so the suffix, not a fixed mapping, is what can be relied on.
+        """
+        loaded = {name for page in self.hub.pages for name in page.resources or ()}
+        names: list[str] = []
+        for event in events:
+            if not isinstance(event, FileEvent) or event.action is Action.DELETED:
+                return None
+            inside = (event.name or os.path.basename(event.path)).replace(os.sep, "/")
+            if not swapped_in_place(inside):
+                return None
+            found = [name for name in loaded if name == inside or name.endswith("/" + inside)]
+            if not found:
+                return None
+            names.extend(found)
+        return names or None
 
     def _not_build_output(self, builder: BuildRunner, events: list[Any]) -> list[Any]:
         """The events that are changes of the user's, not writes of a build (execlib.server.buildwrites)."""

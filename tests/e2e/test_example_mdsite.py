@@ -68,7 +68,7 @@ def mdsite_server(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
 
 
 def content_has(page, text: str) -> None:
-    page.wait_for_function("t => document.getElementById('content').textContent.includes(t)", arg=text)
+    page.wait_for_function("t => document.getElementById('content')?.textContent.includes(t)", arg=text)
 
 
 def overlay(page) -> dict:
@@ -141,5 +141,5 @@ def test_failing_command_build_overlay_and_recovery(tmp_path: Path, serve, conte
     assert page.evaluate("document.getElementById('msg').textContent") == "original"
 
     write(src / "OK", "")  # the marker is itself a source change: the next build succeeds
-    page.wait_for_function("document.getElementById('msg').textContent === 'rebuilt again'")
+    page.wait_for_function("document.getElementById('msg')?.textContent === 'rebuilt again'")
     page.wait_for_function("!document.getElementById('execlib-error-overlay')")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import struct
+import time
 import zlib
 from pathlib import Path
 
 import pytest
 
 from execlib import Server
+from execlib.server.burst import BURST_MAX_HOLD_S
 
 from ..conftest import write
 from ..helpers import wait_until
@@ -55,7 +58,7 @@ def test_html_edit_shows_new_content(tmp_path: Path, serve, context) -> None:
     page = open_page(context, server.url)
     wait_reported(server, 1)
     write_page(site / "index.html", "<p id='msg'>two</p>")
-    page.wait_for_function("document.getElementById('msg').textContent === 'two'")
+    page.wait_for_function("document.getElementById('msg')?.textContent === 'two'")
     assert loads(page) == 2
 
 
@@ -125,7 +128,7 @@ def test_editing_another_page_does_not_reload_this_one(tmp_path: Path, serve, co
     wait_reported(server, 2)
     generation = server.hub.generation
     write_page(site / "about.html", "<p id='msg'>about two</p>")
-    about.wait_for_function("document.getElementById('msg').textContent === 'about two'")
+    about.wait_for_function("document.getElementById('msg')?.textContent === 'about two'")
     changed_since(server, generation)
     settled(home, server)
     assert loads(home) == 1
@@ -140,16 +143,21 @@ def test_a_burst_reloads_once_with_the_final_content(tmp_path: Path, serve, cont
     page = open_page(context, server.url)
     wait_reported(server, 1)
     (site / "out").mkdir()
+    began = time.monotonic()
     for i in range(1, 301):  # a build rewriting 300 files, the page among them
         (site / "out" / f"file{i}.html").write_text(page_html(str(i)))
         if i % 30 == 0:
             write_page(site / "index.html", f"<p id='msg'>v{i}</p><p id='s'>s</p>", head=head)
-    page.wait_for_function("document.getElementById('msg').textContent === 'v300'")
+    lasted = time.monotonic() - began
+    page.wait_for_function("document.getElementById('msg')?.textContent === 'v300'")
     # A later, separate change the page reacts to in place: once it shows, every earlier
     # message has been handled, so the load count is final.
     write(site / "sentinel.css", "#s { color: rgb(2, 2, 2); }")
     page.wait_for_function("getComputedStyle(document.getElementById('s')).color === 'rgb(2, 2, 2)'")
-    assert loads(page) == 2
+    if lasted <= BURST_MAX_HOLD_S:
+        assert loads(page) == 2  # the first load, and one reload for the whole burst
+    else:  # a starved machine writing slowly: the gate flushes the state so far once per hold (burst.py)
+        assert 2 <= loads(page) <= 1 + math.ceil(lasted / BURST_MAX_HOLD_S)
 
 
 def test_page_reconnects_and_reloads_after_a_server_restart(tmp_path: Path, context) -> None:
@@ -165,7 +173,7 @@ def test_page_reconnects_and_reloads_after_a_server_restart(tmp_path: Path, cont
         page.wait_for_function("!window.__execlibLiveReload.state.ws")  # it noticed
         write_page(site / "index.html", "<p id='msg'>after</p>")
         second = Server(site, port=port).start_in_thread()
-        page.wait_for_function("document.getElementById('msg').textContent === 'after'")
+        page.wait_for_function("document.getElementById('msg')?.textContent === 'after'")
         connected(page)
     finally:
         first.shutdown()
@@ -196,7 +204,7 @@ def test_deleted_page_reloads_to_404(tmp_path: Path, serve, context) -> None:
     page = open_page(context, server.url + "gone.html")
     wait_reported(server, 1)
     (site / "gone.html").unlink()
-    page.wait_for_function("document.body.textContent.includes('404')")
+    page.wait_for_function("(document.body?.textContent ?? '').includes('404')")
 
 
 def test_scroll_position_kept_across_a_reload(tmp_path: Path, serve, context) -> None:
@@ -209,7 +217,7 @@ def test_scroll_position_kept_across_a_reload(tmp_path: Path, serve, context) ->
     page.wait_for_function("window.scrollY === 1500")
     wait_reported(server, 1)
     write_page(site / "index.html", f"<p id='msg'>two</p>{tall}")
-    page.wait_for_function("document.getElementById('msg').textContent === 'two'")
+    page.wait_for_function("document.getElementById('msg')?.textContent === 'two'")
     page.wait_for_function("window.scrollY === 1500")
     assert loads(page) == 2
 

@@ -1,0 +1,321 @@
+"""The proxy's ASGI app: each request forwarded to the backend with httpx, streamed both ways.
+
+Nothing is read whole but an HTML page of known length (to inject and give its new length):
+request bodies go up as the client sends them, responses come down as the backend sends them,
+so a large download keeps memory flat and Server-Sent Events arrive one by one. A client that
+goes away mid-response ends the upstream request too (its connection is closed).
+
+A backend that refuses connections (restarting under a code reloader) is retried with a short
+backoff for up to ``timeout`` seconds: a restart costs a delay, not an error page. After that
+the browser gets the waiting page (``waiting``), a 502.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx
+
+from .backend import Backend
+from .headers import (
+    Headers,
+    allow_client,
+    end_to_end,
+    proxy_origin,
+    request_headers,
+    rewrite_location,
+    script_tag,
+    strip_cookie_domain,
+)
+from .htmlstream import StreamInjector, decoder_for, inject_whole, supported_encodings
+from .status import BackendStatus, reason_of
+from .waiting import waiting_page
+
+if TYPE_CHECKING:
+    from starlette.types import Message, Receive, Scope, Send
+
+logger = logging.getLogger("execlib.proxy")
+
+# An HTML page up to this size (as sent) is read whole, injected and sent with its length; a
+# larger one is injected on the fly and sent without one.
+WHOLE_HTML_BYTES = 8 << 20
+# Pauses between connection attempts to a backend that refuses them: short at first (a reloader
+# restarts in well under a second), then no more than this.
+FIRST_RETRY = 0.05
+MAX_RETRY = 0.5
+
+
+class ClientGone(Exception):
+    """The browser closed the connection while its request body was being forwarded."""
+
+
+class BadBody(Exception):
+    """A compressed HTML body that does not decode as its Content-Encoding says."""
+
+
+class ProxyApp:
+    """Forwards HTTP requests (and, through ``execlib.proxy.websocket``, WebSockets) to ``backend``."""
+
+    def __init__(
+        self, backend: Backend, *, rewrite_host: bool = False, timeout: float = 5.0, inject: bool = True
+    ) -> None:
+        self.backend = backend
+        self.rewrite_host = rewrite_host
+        self.timeout = timeout
+        self.inject = inject
+        self.status = BackendStatus(backend)
+        self._client: httpx.AsyncClient | None = None
+        self._encodings = supported_encodings()
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The connection pool, made on the server's loop on first use."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                # no environment proxies (HTTP_PROXY would send the backend's traffic elsewhere),
+                # no cookie jar (cookies belong to the browser), no pool limit (SSE holds connections)
+                trust_env=False,
+                cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
+                verify=False,  # a development backend's certificate is usually self-signed
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            # imported by name: the relay lives in its own module, which may be absent from a build
+            module = importlib.import_module("execlib.proxy.websocket")
+        except ImportError:
+            await send({"type": "websocket.close", "code": 1011})
+            return
+        # the same Host policy as HTTP requests: a backend checking Origin against Host sees one rule
+        await module.proxy_websocket(scope, receive, send, self.backend.origin, rewrite_host=self.rewrite_host)
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body_done = anyio.Event()
+        content = _body(receive, body_done) if _has_body(scope) else None
+        if content is None:
+            body_done.set()
+        target = scope.get("raw_path") or scope["path"].encode()
+        query = scope.get("query_string", b"")
+        url = self.backend.origin + target.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
+        headers = request_headers(scope, self.backend, rewrite_host=self.rewrite_host)
+        try:
+            response = await self._open(scope["method"], url, headers, content)
+        except ClientGone:
+            return
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            await self._send_waiting(scope, send, reason_of(error))
+            return
+        except httpx.HTTPError as error:
+            await self._send_bad_gateway(scope, send, error)
+            return
+        try:
+            async with anyio.create_task_group() as group:
+
+                async def watch_disconnect() -> None:
+                    await body_done.wait()  # receive() is the body's until it has all been read
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    group.cancel_scope.cancel()  # the client left: stop reading from the backend
+
+                group.start_soon(watch_disconnect)
+                try:
+                    await self._relay(scope, send, response)
+                except (httpx.HTTPError, BadBody) as error:
+                    # the response was started: all that can be done is end it early, and say why
+                    logger.warning("backend %s broke off a response: %s", self.backend.origin, _one_line(error))
+                except OSError:
+                    pass  # the client went away while it was being sent (uvicorn's ClientDisconnected)
+                group.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
+
+    async def _open(self, method: str, url: str, headers: Headers, content: AsyncIterator[bytes] | None) -> Any:
+        """The backend's response (headers read, body not yet), connecting again while it refuses.
+
+        A request without a body is sent once more when its connection broke before any answer:
+        a kept-alive connection to a backend that has since restarted fails that way.
+        """
+        deadline = time.monotonic() + self.timeout
+        pause = FIRST_RETRY
+        resent = content is not None  # a body already read from the client cannot be sent again
+        while True:
+            left = max(deadline - time.monotonic(), 0.01)
+            request = httpx.Request(method, url, headers=headers, content=content)
+            request.extensions["timeout"] = {"connect": left, "read": None, "write": None, "pool": None}
+            try:
+                response = await self.client.send(request, stream=True)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+                self.status.refused(reason_of(error))
+                if time.monotonic() + pause > deadline:
+                    raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, MAX_RETRY)
+                continue
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                if resent:
+                    raise
+                resent = True
+                continue
+            self.status.answered()
+            return response
+
+    async def _relay(self, scope: Scope, send: Send, response: httpx.Response) -> None:
+        headers, nonce = self._response_headers(scope, response)
+        status = response.status_code
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        head = scope["method"] == "HEAD"
+        if not self._wants_injection(scope, response, encoding):
+            if head and self._wants_injection({**scope, "method": "GET"}, response, encoding):
+                headers = _head_of_injected(headers, len(script_tag(nonce)), decoded=encoding not in ("", "identity"))
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            async for piece in response.aiter_raw():
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        tag = script_tag(nonce)
+        # decoded: the body goes out uncompressed, its length known only once injected
+        headers = [(k, v) for k, v in headers if k.lower() not in (b"content-encoding", b"content-length")]
+        decoder = decoder_for(encoding)
+        length = response.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) <= WHOLE_HTML_BYTES:
+            raw = b"".join([piece async for piece in response.aiter_raw()])
+            try:
+                decoded = decoder.decompress(raw)
+            except Exception as error:  # zlib.error, brotli.error: the decoders' own kinds
+                await self._send_bad_gateway(scope, send, BadBody(f"{encoding} body does not decode: {error}"))
+                return
+            body = inject_whole(decoded, tag)
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        injector = StreamInjector(tag)
+        async for piece in response.aiter_raw():
+            try:
+                decoded = decoder.decompress(piece)
+            except Exception as error:
+                raise BadBody(f"{encoding} body does not decode: {error}") from None
+            out = injector.feed(decoded)
+            if out:
+                await send({"type": "http.response.body", "body": out, "more_body": True})
+        await send({"type": "http.response.body", "body": injector.finish()})
+
+    def _wants_injection(self, scope: Scope, response: httpx.Response, encoding: str) -> bool:
+        """Whether the page gets the client: the static site's rules (HTML, a body that is a page)."""
+        status = response.status_code
+        if not self.inject or scope["method"] == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            return False
+        if 300 <= status < 400 or encoding not in self._encodings:
+            return False  # an encoding execlib cannot decode goes through untouched
+        content_type: str = response.headers.get("content-type", "")
+        return content_type.lower().lstrip().startswith("text/html")
+
+    def _response_headers(self, scope: Scope, response: httpx.Response) -> tuple[Headers, str | None]:
+        origin = proxy_origin(scope)
+        headers: Headers = []
+        nonce = None
+        for name, value in end_to_end(response.headers.raw):
+            lowered = name.lower()
+            if lowered == b"location":
+                value = rewrite_location(value, self.backend, origin)
+            elif lowered == b"set-cookie":
+                value = strip_cookie_domain(value, self.backend)
+            elif lowered == b"content-security-policy" and self.inject:
+                policy, found = allow_client(value.decode("latin-1"))
+                value, nonce = policy.encode("latin-1"), nonce or found
+            headers.append((lowered, value))
+        return headers, nonce
+
+    # -- when the backend does not answer -------------------------------------------------------
+
+    async def _send_waiting(self, scope: Scope, send: Send, reason: str) -> None:
+        accept = next((value for name, value in scope.get("headers", []) if name == b"accept"), b"")
+        if b"text/html" in accept:
+            body = waiting_page(self.backend.origin, reason, script_tag(None) if self.inject else b"")
+            content_type = b"text/html; charset=utf-8"
+        else:  # an API call or an asset: a line, not a page
+            body = f"execlib: waiting for {self.backend.origin} ... ({reason})\n".encode()
+            content_type = b"text/plain; charset=utf-8"
+        await _send_whole(scope, send, 502, body, content_type)
+
+    async def _send_bad_gateway(self, scope: Scope, send: Send, error: Exception) -> None:
+        line = f"bad response from the backend {self.backend.origin}: {_one_line(error)}"
+        logger.warning("%s %s: %s", scope["method"], scope["path"], line)
+        await _send_whole(scope, send, 502, f"execlib: {line}\n".encode(), b"text/plain; charset=utf-8")
+
+
+def _head_of_injected(headers: Headers, extra: int, *, decoded: bool) -> Headers:
+    """A HEAD answer's headers as the GET's would be: uncompressed, the client's length added
+    (unknown, so left out, when the GET's body would have been decoded first)."""
+    out: Headers = []
+    for name, value in headers:
+        if name == b"content-encoding":
+            continue
+        if name == b"content-length":
+            if decoded or not value.strip().isdigit():
+                continue
+            value = str(int(value) + extra).encode()
+        out.append((name, value))
+    return out
+
+
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() not in (b"", b"0")):
+            return True
+    return False
+
+
+async def _body(receive: Receive, done: anyio.Event) -> AsyncIterator[bytes]:
+    """The request body as the client sends it, piece by piece (a chunked upload included)."""
+    try:
+        while True:
+            message: Message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            piece = message.get("body", b"")
+            if piece:
+                yield piece
+            if not message.get("more_body", False):
+                return
+    finally:
+        done.set()
+
+
+async def _send_whole(scope: Scope, send: Send, status: int, body: bytes, content_type: bytes) -> None:
+    headers = [
+        (b"content-type", content_type),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
