@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -251,3 +252,23 @@ def test_cli_serves_with_the_backend_and_names_it_in_the_json_start_line(site: P
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+
+
+def test_a_connection_hypercorn_fails_on_is_one_warning_line(
+    site: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from execlib.server.backends import hypercorn as hypercorn_backend
+
+    async def fails(*args: object) -> None:
+        raise RuntimeError("Stream 363 is in a priority loop.")  # what h2load once made Hypercorn raise
+
+    monkeypatch.setattr(hypercorn_backend, "_TCPServer", fails)
+    caplog.set_level(logging.DEBUG)
+    with Server(site, port=0, backend="hypercorn") as server:
+        with socket.create_connection(server.bound_addr, timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(100) == b""  # closed
+        wait_until(lambda: any("closed a connection" in r.getMessage() for r in caplog.records), 5)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "closed a connection: RuntimeError: Stream 363 is in a priority loop." in warnings
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []

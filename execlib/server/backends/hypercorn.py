@@ -16,6 +16,11 @@ Limits mapped from execlib's options (docs/backends.rst lists the differences):
 - ``header_timeout`` -> ``keep_alive_timeout``: Hypercorn closes a connection that has no request
   in progress for that long, from the moment it opens and between requests. A client slower than
   that is closed without the 408 uvicorn's protocol sends.
+
+HTTP/2 stream priorities are ignored (every stream gets an equal share), as RFC 9113 allows:
+with Chromium's priority frames, Hypercorn's priority tree (the ``priority`` package) ended up
+"in a priority loop" on pages of a few hundred modules, and the exception killed the connection
+with every request on it.
 """
 
 from __future__ import annotations
@@ -31,7 +36,10 @@ from hypercorn.asyncio.lifespan import Lifespan
 from hypercorn.asyncio.tcp_server import TCPServer
 from hypercorn.asyncio.worker_context import WorkerContext
 from hypercorn.config import Config
+from hypercorn.protocol import ProtocolWrapper
+from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.utils import wrap_app
+from priority.priority import PriorityTree  # (Hypercorn's dependency; its __init__ re-exports it untyped)
 
 from .base import BackendOptions, socket_address
 from .wsclose import ClosingWebSockets
@@ -106,13 +114,19 @@ class HypercornBackend:
             assert task is not None
             connections.open[task] = writer
             try:
-                await TCPServer(app, loop, config, context, state, reader, writer)
+                await _TCPServer(app, loop, config, context, state, reader, writer)
             except asyncio.CancelledError:
                 if not connections.cancelling:
                     raise
                 # Ended by the backstop below: said here, at debug level. Raised on, asyncio's
                 # stream callback would log it as an error with a traceback.
                 _log.debug("cancelled a connection still open after the graceful timeout")
+            except Exception as error:  # one connection's failure, logged in one line
+                # Hypercorn's protocol code raising for one client's frames (an HTTP/2 priority
+                # loop, seen under h2load) ends that connection; asyncio would log a traceback.
+                writer.transport.abort()  # TCPServer closes it itself only when it ends normally
+                _log.warning("closed a connection: %s", _summary(error))
+                _log.debug("the connection's error", exc_info=error)
             finally:
                 connections.open.pop(task, None)
 
@@ -144,6 +158,44 @@ class HypercornBackend:
     @property
     def bound_address(self) -> tuple[str, int]:
         return socket_address(self._socket)
+
+
+class _FlatPriorityTree(PriorityTree):
+    """A priority tree in which every stream depends on the connection with the same weight:
+    the priority signals of the client are ignored (see the module's docstring)."""
+
+    def insert_stream(
+        self, stream_id: int, depends_on: int | None = None, weight: int = 16, exclusive: bool = False
+    ) -> None:
+        super().insert_stream(stream_id)
+
+    def reprioritize(
+        self, stream_id: int, depends_on: int | None = None, weight: int = 16, exclusive: bool = False
+    ) -> None:
+        return None
+
+
+class _TCPServer(TCPServer):
+    """Hypercorn's connection handler, whose HTTP/2 protocol (negotiated by ALPN, so known when the
+    protocol is set up) gets a flat priority tree."""
+
+    @property  # an attribute in TCPServer, set once in run(): the wrapper made for this connection
+    def protocol(self) -> ProtocolWrapper:
+        return self._wrapper
+
+    @protocol.setter
+    def protocol(self, wrapper: ProtocolWrapper) -> None:
+        self._wrapper = wrapper
+        if isinstance(wrapper.protocol, H2Protocol):
+            wrapper.protocol.priority = _FlatPriorityTree()
+
+
+def _summary(error: BaseException) -> str:
+    """``Type: message`` of ``error``, or of the first error inside an exception group."""
+    # an exception group has ``exceptions`` (the exceptiongroup backport's too, on Python 3.10)
+    while isinstance(getattr(error, "exceptions", None), tuple) and error.exceptions:  # type: ignore[attr-defined]
+        error = error.exceptions[0]  # type: ignore[attr-defined]
+    return f"{type(error).__name__}: {error}"
 
 
 class _Connections:
