@@ -19,18 +19,19 @@ Browser: a page whose ``main.js`` imports 300 small ES modules, loaded in headle
 (Debian's ``/usr/bin/chromium`` through Playwright) from Hypercorn over TLS, once offering
 HTTP/1.1 only and once HTTP/2; each load is a fresh browser context (no cache, no open
 connection), alternated, median of ``--loads``. The time is the page's own ``performance.now()``
-when the last module has run, and the protocol is checked from the navigation entry.
+when the last module has run, and the protocol is checked from the navigation entry. Each
+``--latency`` (ms, default ``0,20``) is a set of loads: 0 is loopback as it is; otherwise
+Chromium's own network emulation (DevTools ``Network.emulateNetworkConditions``) adds that
+latency to every request, as a phone on the LAN or a forwarded Codespaces port sees, without
+touching the machine's network (``tc netem`` would slow every other process on it too).
 
-TLS files: a throwaway CA and a certificate for 127.0.0.1 made with trustme. They reach the
-server the way ``execlib.tls`` hands its own (``--https``, ``--ssl-certfile``): through
-``execlib.server.backends.tls_of``, which the child process replaces before running the
-command line (when ``EXECLIB_BENCH_CERT`` and ``EXECLIB_BENCH_KEY`` are set). Once ``--ssl-certfile`` exists,
-the same servers are ``execlib serve --ssl-certfile ... --ssl-keyfile ...``.
+TLS files: a throwaway CA and a certificate for 127.0.0.1 made with trustme, served with
+``--ssl-certfile``/``--ssl-keyfile``.
 
 Usage::
 
     python benchmarks/https_throughput.py [--duration 5] [--connections 16] [--rounds 3]
-        [--modules 300] [--loads 7] [--no-browser] [--no-static]
+        [--modules 300] [--loads 7] [--latency 0,20] [--no-browser] [--no-static]
 """
 
 from __future__ import annotations
@@ -67,22 +68,6 @@ from static_throughput import (  # noqa: E402  (the sibling module: one copy of 
 CHROMIUM = os.environ.get("EXECLIB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--ignore-certificate-errors"]
 
-# The server process: execlib's command line with TLS handed to the backend layer (see above).
-CHILD = """
-import os, sys
-from execlib.server import backends
-
-class Files:
-    certfile = os.environ.get("EXECLIB_BENCH_CERT", "")
-    keyfile = os.environ.get("EXECLIB_BENCH_KEY", "")
-    password = None
-
-if Files.certfile:
-    backends.tls_of = lambda config: Files()
-from execlib.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-
 
 @dataclass
 class Row:
@@ -118,17 +103,16 @@ def make_tls_files(folder: Path) -> tuple[str, str]:
 
 @contextlib.contextmanager
 def server(folder: Path, tls: tuple[str, str] | None, *flags: str) -> Iterator[str]:
-    cmd = [sys.executable, "-c", CHILD, "serve", str(folder), "--host", HOST, "--port", "0", "-q", "--no-config"]
-    env = {key: value for key, value in os.environ.items() if not key.startswith("EXECLIB_BENCH_")}
+    cmd = [sys.executable, "-m", "execlib", "serve", str(folder), "--host", HOST, "--port", "0", "-q", "--no-config"]
     if tls:
-        env["EXECLIB_BENCH_CERT"], env["EXECLIB_BENCH_KEY"] = tls
-    proc = subprocess.Popen([*cmd, *flags], stdout=subprocess.PIPE, start_new_session=True, env=env)
+        cmd += ["--ssl-certfile", tls[0], "--ssl-keyfile", tls[1]]
+    proc = subprocess.Popen([*cmd, *flags], stdout=subprocess.PIPE, start_new_session=True)
     try:
         line = read_first_line(proc, START_TIMEOUT)
-        match = re.search(r"https?://[^\s]+:(\d+)/", line)
+        match = re.search(r"https?://[^\s]+/", line)
         if not match:
-            raise RuntimeError(f"cannot find the port in execlib's first line: {line!r}")
-        yield f"{'https' if tls else 'http'}://{HOST}:{match.group(1)}/"
+            raise RuntimeError(f"cannot find the URL in execlib's first line: {line!r}")
+        yield match.group(0)
     finally:
         stop(proc)
 
@@ -156,8 +140,9 @@ def run_h2load(h2load: str, url: str, connections: int, duration: float) -> floa
         raise RuntimeError(f"h2load failed or did not speak h2:\n{done.stdout}\n{done.stderr}")
     match = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", done.stdout)
     status = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", done.stdout)
-    if not match or not status or any(int(n) for n in status.groups()[1:]):
-        raise RuntimeError(f"cannot read h2load's output, or not every answer was 2xx:\n{done.stdout}")
+    failed = re.search(r"requests: .* (\d+) failed", done.stdout)
+    if not match or not status or not failed or any(int(n) for n in (*status.groups()[1:], failed.group(1))):
+        raise RuntimeError(f"cannot read h2load's output, or a request failed or was not 2xx:\n{done.stdout}")
     return float(match.group(1))
 
 
@@ -201,10 +186,15 @@ def make_module_site(folder: Path, count: int) -> None:
     )
 
 
-def page_load_ms(browser: object, url: str, protocol: str, count: int) -> float:
+def page_load_ms(browser: object, url: str, protocol: str, count: int, latency: float) -> float:
     context = browser.new_context(ignore_https_errors=True)  # type: ignore[attr-defined]
     try:
         page = context.new_page()
+        if latency:
+            cdp = context.new_cdp_session(page)
+            cdp.send("Network.enable")
+            conditions = {"offline": False, "latency": latency, "downloadThroughput": -1, "uploadThroughput": -1}
+            cdp.send("Network.emulateNetworkConditions", conditions)
         page.goto(url)
         page.wait_for_function("window.__done !== undefined", timeout=60_000)
         seen = page.evaluate("performance.getEntriesByType('navigation')[0].nextHopProtocol")
@@ -217,18 +207,21 @@ def page_load_ms(browser: object, url: str, protocol: str, count: int) -> float:
         context.close()
 
 
-def measure_browser(urls: dict[str, tuple[str, str]], args: argparse.Namespace) -> dict[str, list[float]]:
+def measure_browser(urls: dict[str, tuple[str, str]], args: argparse.Namespace) -> dict[float, dict[str, list[float]]]:
+    """{latency: {server: [ms per load]}}."""
     from playwright.sync_api import sync_playwright
 
-    times: dict[str, list[float]] = {name: [] for name in urls}
+    times: dict[float, dict[str, list[float]]] = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             for url, protocol in urls.values():
-                page_load_ms(browser, url, protocol, args.modules)  # warm-up: the server's file cache
-            for _ in range(args.loads):
-                for name, (url, protocol) in urls.items():
-                    times[name].append(page_load_ms(browser, url, protocol, args.modules))
+                page_load_ms(browser, url, protocol, args.modules, 0)  # warm-up: the server's file cache
+            for latency in args.latency:
+                runs = times.setdefault(latency, {name: [] for name in urls})
+                for _ in range(args.loads):
+                    for name, (url, protocol) in urls.items():
+                        runs[name].append(page_load_ms(browser, url, protocol, args.modules, latency))
         finally:
             browser.close()
     return times
@@ -259,17 +252,19 @@ def print_static(rows: list[Row], args: argparse.Namespace) -> None:
     print("\nper-round 2 KB req/s: " + "; ".join(f"{r.name} " + "/".join(f"{v:,.0f}" for v in r.page) for r in rows))
 
 
-def print_browser(times: dict[str, list[float]], args: argparse.Namespace) -> None:
+def print_browser(times: dict[float, dict[str, list[float]]], args: argparse.Namespace) -> None:
     print(
         f"\nbrowser: Chromium, a page importing {args.modules} ES modules (~1 KB each), fresh context per load,"
         f" median of {args.loads} alternated loads (ms to the last module run)"
     )
-    for name, values in times.items():
-        print(f"{name:<34} {statistics.median(values):>8.0f} ms   ({', '.join(f'{v:.0f}' for v in values)})")
-    names = list(times)
-    if len(names) >= 2:
-        h1, h2 = statistics.median(times[names[0]]), statistics.median(times[names[1]])
-        print(f"\n{names[0]} / {names[1]}: {h1 / h2:.2f}x")
+    for latency, runs in times.items():
+        shown = "loopback" if not latency else f"+{latency:g} ms per request (Chromium's network emulation)"
+        print(f"\n{shown}:")
+        for name, values in runs.items():
+            print(f"  {name:<32} {statistics.median(values):>8.0f} ms   ({', '.join(f'{v:.0f}' for v in values)})")
+        names = list(runs)
+        h1, h2 = statistics.median(runs[names[0]]), statistics.median(runs[names[1]])
+        print(f"  HTTP/1.1 / h2: {h1 / h2:.2f}x")
 
 
 def main() -> int:
@@ -279,6 +274,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, medians reported (default 3)")
     parser.add_argument("--modules", type=int, default=300, help="ES modules the page imports (default 300)")
     parser.add_argument("--loads", type=int, default=7, help="page loads per protocol (default 7)")
+    parser.add_argument(
+        "--latency",
+        type=lambda text: [float(part) for part in text.split(",")],
+        default=[0.0, 20.0],
+        help="ms added to each request in Chromium, comma-separated sets of loads (default 0,20)",
+    )
     parser.add_argument("--no-browser", action="store_true", help="skip the Chromium measurement")
     parser.add_argument("--no-static", action="store_true", help="skip the wrk/h2load measurement")
     args = parser.parse_args()

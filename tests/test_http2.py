@@ -156,3 +156,34 @@ def test_an_h2_download_in_flight_at_shutdown_ends_it_promptly_and_quietly(
     assert run_async(download_without_reading()) < 3
     assert records.tracebacks() == []
     assert [r.getMessage() for r in records.records if r.levelno >= logging.ERROR] == []
+
+
+def test_cli_https_http2_serves_h2_with_hypercorn_and_the_local_ca(site: Path, tmp_path: Path) -> None:
+    """``execlib serve --https --http2``: Hypercorn picked by itself, h2 verified against the local CA only."""
+    import json
+    import os
+    import subprocess
+
+    from .helpers import execlib_cmd, read_line
+
+    data = tmp_path / "data"
+    env = {**os.environ, "EXECLIB_DATA_DIR": str(data)}
+    args = ("serve", str(site), "--port", "0", "--no-config", "--banner", "json", "--https", "--http2")
+    proc = subprocess.Popen(execlib_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        fields = json.loads(read_line(proc))
+        assert fields["backend"] == "hypercorn"
+        assert fields["url"].startswith("https://")
+        context = ssl.create_default_context(cafile=str(data / "ca" / "ca.pem"))
+
+        async def fetch() -> httpx.Response:
+            async with httpx.AsyncClient(http2=True, verify=context, timeout=10) as client:
+                return await client.get(fields["url"])
+
+        response = run_async(fetch())
+        assert (response.http_version, response.status_code) == ("HTTP/2", 200)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
