@@ -236,7 +236,6 @@ class ReloadHub:
     def _learn(self, page: Page, data: dict[str, Any]) -> None:
         url = data.get("url")
         if isinstance(url, str) and url != page.url:
-            page.url = url
             path = urlsplit(url).path or "/"
             if len(path) > MAX_TARGET_BYTES:
                 # The server answers such a URL 414, so no page of ours shows it; whatever the
@@ -245,6 +244,9 @@ class ReloadHub:
             else:
                 page.page_file, page.wanted = self._page_files(path)
                 page.listing = self._listing_for(path) if page.page_file is None else None
+            # Set last: another thread that sees a page's URL (a test, a tool reading hub.pages)
+            # then sees the file it shows too.
+            page.url = url
         resources = data.get("resources")
         if isinstance(resources, list):
             files = {self._file_for(r) for r in resources[:5000] if isinstance(r, str)}
