@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -99,7 +100,7 @@ class ProxyApp:
     # -- HTTP -------------------------------------------------------------------------------
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body_done = anyio.Event()
+        body_done = asyncio.Event()
         content = _body(receive, body_done) if _has_body(scope) else None
         if content is None:
             body_done.set()
@@ -121,26 +122,46 @@ class ProxyApp:
             await self._send_bad_gateway(scope, send, error)
             return
         try:
-            async with anyio.create_task_group() as group:
-
-                async def watch_disconnect() -> None:
-                    await body_done.wait()  # receive() is the body's until it has all been read
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
-                    group.cancel_scope.cancel()  # the client left: stop reading from the backend
-
-                group.start_soon(watch_disconnect)
-                try:
-                    await self._relay(scope, send, response)
-                except (*UpstreamError, BadBody) as error:
-                    # the response was started: all that can be done is end it early, and say why
-                    logger.warning("backend %s broke off a response: %s", self.backend.origin, _one_line(error))
-                except OSError:
-                    pass  # the client went away while it was being sent (uvicorn's ClientDisconnected)
-                group.cancel_scope.cancel()
+            await self._relay_until_gone(scope, receive, send, response, body_done)
         finally:
             with anyio.CancelScope(shield=True):
                 await self._upstream.release(response, connection)
+
+    async def _relay_until_gone(
+        self, scope: Scope, receive: Receive, send: Send, response: httpcore.Response, body_done: asyncio.Event
+    ) -> None:
+        """``_relay``, cut short when the client disconnects (a stalled or endless response included).
+
+        The watcher is a bare asyncio task that cancels this one: an anyio task group costs several
+        times more per request (its cancel scope formats the task's repr on every cancel).
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        gone = False
+
+        async def watch_disconnect() -> None:
+            nonlocal gone
+            await body_done.wait()  # receive() is the body's until it has all been read
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone = True
+            task.cancel()  # the client left: stop reading from the backend
+
+        watcher = asyncio.ensure_future(watch_disconnect())
+        try:
+            await self._relay(scope, send, response)
+        except (*UpstreamError, BadBody) as error:
+            # the response was started: all that can be done is end it early, and say why
+            logger.warning("backend %s broke off a response: %s", self.backend.origin, _one_line(error))
+        except OSError:
+            pass  # the client went away while it was being sent (uvicorn's ClientDisconnected)
+        except asyncio.CancelledError:
+            if not gone:
+                raise
+            if sys.version_info >= (3, 11):
+                task.uncancel()  # this cancel was ours, and is handled: nothing after must see it
+        finally:
+            watcher.cancel()
 
     async def _open(
         self, method: str, target: bytes, headers: Headers, content: AsyncIterator[bytes] | None
@@ -288,7 +309,7 @@ def _has_body(scope: Scope) -> bool:
     return False
 
 
-async def _body(receive: Receive, done: anyio.Event) -> AsyncIterator[bytes]:
+async def _body(receive: Receive, done: asyncio.Event) -> AsyncIterator[bytes]:
     """The request body as the client sends it, piece by piece (a chunked upload included)."""
     try:
         while True:
