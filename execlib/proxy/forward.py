@@ -1,4 +1,4 @@
-"""The proxy's ASGI app: each request forwarded to the backend with httpx, streamed both ways.
+"""The proxy's ASGI app: each request forwarded to the backend (``upstream``), streamed both ways.
 
 Nothing is read whole but an HTML page of known length (to inject and give its new length):
 request bodies go up as the client sends them, responses come down as the backend sends them,
@@ -147,7 +147,7 @@ class ProxyApp:
             gone = True
             task.cancel()  # the client left: stop reading from the backend
 
-        watcher = asyncio.ensure_future(watch_disconnect())
+        watcher = asyncio.get_running_loop().create_task(watch_disconnect())
         try:
             await self._relay(scope, send, response)
         except (*UpstreamError, BadBody) as error:
