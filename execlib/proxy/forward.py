@@ -20,7 +20,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-import anyio
 import httpcore
 
 from .backend import Backend
@@ -124,8 +123,10 @@ class ProxyApp:
         try:
             await self._relay_until_gone(scope, receive, send, response, body_done)
         finally:
-            with anyio.CancelScope(shield=True):
-                await self._upstream.release(response, connection)
+            # not shielded: a cancel (the server stopping) has been delivered by the time this runs,
+            # and releasing does not wait on anything (the connection's lock is free, closing is
+            # the transport's close())
+            await self._upstream.release(response, connection)
 
     async def _relay_until_gone(
         self, scope: Scope, receive: Receive, send: Send, response: httpcore.Response, body_done: asyncio.Event

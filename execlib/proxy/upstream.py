@@ -52,6 +52,13 @@ class Connection(httpcore.AsyncHTTP11Connection):
     # body takes fewer trips through h11 and the relay than at httpcore's 64 KiB.
     READ_NUM_BYTES = 256 << 10
 
+    def __init__(self, origin: httpcore.Origin, stream: httpcore.AsyncNetworkStream, keepalive_expiry: float) -> None:
+        super().__init__(origin, stream, keepalive_expiry)
+        # httpcore's lock (anyio's, after asking sniffio which library runs) yields to the loop in
+        # a shielded cancel scope on every acquire, twice a request; asyncio's takes a free lock
+        # at once. The loop is always asyncio's (or uvloop) here.
+        self._state_lock = asyncio.Lock()  # type: ignore[assignment]
+
 
 class Upstream:
     """HTTP/1.1 connections to ``backend``, reused while they stay open."""
