@@ -8,9 +8,9 @@ so it drives httpcore's ``AsyncHTTP11Connection`` (the same HTTP machinery, h11 
 itself, keeping idle connections in a list: the last one used is the next one taken.
 
 For an ``http://`` backend the connections run on ``_Protocol``, an asyncio protocol on the
-server's own loop (uvloop when installed): bytes go from the socket to h11 as the loop received
-them, with no stream layer between and no copy, and a connection the backend closed while idle is
-known from the loop's callbacks, without asking the socket. An ``https://`` backend goes through
+server's own loop (uvloop when installed): bytes go to h11 as the loop received them, with no
+stream layer or buffer of ours between, and a connection the backend closed while idle is known
+from the loop's callbacks, without asking the socket. An ``https://`` backend goes through
 httpcore's anyio backend, which does TLS.
 """
 
