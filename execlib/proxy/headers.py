@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from ..server.inject import SCRIPT_TAG
 from .backend import Backend
 
 if TYPE_CHECKING:
@@ -167,8 +168,6 @@ def _with_self(directive: str) -> str:
 
 def script_tag(nonce: str | None) -> bytes:
     """The client's script tag, as static pages get it, with the page's nonce when it needs one."""
-    from ..server.inject import SCRIPT_TAG
-
     if nonce is None:
         return SCRIPT_TAG
     return SCRIPT_TAG.replace(b"<script ", b'<script nonce="' + nonce.encode("ascii") + b'" ', 1)
