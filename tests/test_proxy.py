@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import logging
 import os
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -356,3 +357,20 @@ def test_head_of_a_page_matches_its_get(backend: Backend, proxy, client: httpx.C
     compressed = client.head(server.url + "gzip", headers={"accept-encoding": "gzip"})
     assert "content-encoding" not in compressed.headers
     assert "content-length" not in compressed.headers
+
+
+def test_proxy_behind_https(backend: Backend, proxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # --https in front of a plain backend: pages injected, redirects rewritten to the https origin,
+    # WebSockets relayed over wss, all verified against the local CA only
+    pytest.importorskip("cryptography")  # the test extra installs it; users get it with execlib[https]
+    monkeypatch.setenv("EXECLIB_DATA_DIR", str(tmp_path / "data"))
+    server = proxy(backend.url, https=True)
+    assert server.url.startswith("https://")
+    ca = tmp_path / "data" / "ca" / "ca.pem"
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(ca)), timeout=10) as secure:
+        page = secure.get(server.url + "page")
+        assert page.status_code == 200 and page.text.count(SCRIPT_TAG.decode()) == 1
+        redirect = secure.get(server.url + "redirect")
+        assert redirect.status_code == 302 and redirect.headers["location"] == server.url + "target?x=1"
+        forwarded = dict(secure.get(server.url + "headers").json()["headers"])
+        assert forwarded["x-forwarded-proto"] == "https"

@@ -79,3 +79,16 @@ def test_connection_named_headers_are_dropped() -> None:
 )
 def test_csp_widened_only_for_the_client(policy: str, expected: str, nonce: str | None) -> None:
     assert allow_client(policy) == (expected, nonce)
+
+
+def test_location_naming_the_proxy_over_http_moves_to_https_behind_tls() -> None:
+    from execlib.proxy.backend import parse_backend
+    from execlib.proxy.headers import rewrite_location
+
+    backend = parse_backend("http://127.0.0.1:3000")
+    https = "https://localhost:8443"
+    assert rewrite_location(b"http://localhost:8443/next?a=1", backend, https) == b"https://localhost:8443/next?a=1"
+    assert rewrite_location(b"http://127.0.0.1:3000/x", backend, https) == b"https://localhost:8443/x"
+    assert rewrite_location(b"http://localhost:8443/x", backend, "http://localhost:8443") == b"http://localhost:8443/x"
+    assert rewrite_location(b"http://example.com/x", backend, https) == b"http://example.com/x"
+    assert rewrite_location(b"/relative", backend, https) == b"/relative"

@@ -1,4 +1,4 @@
-"""The proxy's ASGI app: each request forwarded to the backend with httpx, streamed both ways.
+"""The proxy's ASGI app: each request forwarded to the backend (``upstream``), streamed both ways.
 
 Nothing is read whole but an HTML page of known length (to inject and give its new length):
 request bodies go up as the client sends them, responses come down as the backend sends them,
@@ -15,13 +15,12 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
-from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import anyio
-import httpx
+import httpcore
 
 from .backend import Backend
 from .headers import (
@@ -36,6 +35,7 @@ from .headers import (
 )
 from .htmlstream import StreamInjector, decoder_for, inject_whole, supported_encodings
 from .status import BackendStatus, reason_of
+from .upstream import Connection, Upstream, UpstreamError
 from .waiting import waiting_page
 
 if TYPE_CHECKING:
@@ -71,27 +71,14 @@ class ProxyApp:
         self.timeout = timeout
         self.inject = inject
         self.status = BackendStatus(backend)
-        self._client: httpx.AsyncClient | None = None
+        # Connections to the backend, none at first. No environment proxies (HTTP_PROXY would
+        # send the backend's traffic elsewhere), no cookie jar (cookies belong to the browser), no
+        # limit on connections (each Server-Sent Events stream holds one).
+        self._upstream = Upstream(backend)
         self._encodings = supported_encodings()
 
-    @property
-    def client(self) -> httpx.AsyncClient:
-        """The connection pool, made on the server's loop on first use."""
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                # no environment proxies (HTTP_PROXY would send the backend's traffic elsewhere),
-                # no cookie jar (cookies belong to the browser), no pool limit (SSE holds connections)
-                trust_env=False,
-                cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
-                verify=False,  # a development backend's certificate is usually self-signed
-            )
-        return self._client
-
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self._upstream.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -112,47 +99,74 @@ class ProxyApp:
     # -- HTTP -------------------------------------------------------------------------------
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body_done = anyio.Event()
+        body_done = asyncio.Event()
         content = _body(receive, body_done) if _has_body(scope) else None
         if content is None:
             body_done.set()
-        target = scope.get("raw_path") or scope["path"].encode()
-        query = scope.get("query_string", b"")
-        url = self.backend.origin + target.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
+        target: bytes = scope.get("raw_path") or scope["path"].encode()
+        query: bytes = scope.get("query_string", b"")
+        if query:
+            target += b"?" + query
         headers = request_headers(scope, self.backend, rewrite_host=self.rewrite_host)
+        if content is not None and not any(name == b"content-length" for name, _ in headers):
+            headers.append((b"transfer-encoding", b"chunked"))  # the body goes up as it comes
         try:
-            response = await self._open(scope["method"], url, headers, content)
+            response, connection = await self._open(scope["method"], target, headers, content)
         except ClientGone:
             return
-        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+        except (httpcore.ConnectError, httpcore.ConnectTimeout) as error:
             await self._send_waiting(scope, send, reason_of(error))
             return
-        except httpx.HTTPError as error:
+        except UpstreamError as error:
             await self._send_bad_gateway(scope, send, error)
             return
         try:
-            async with anyio.create_task_group() as group:
-
-                async def watch_disconnect() -> None:
-                    await body_done.wait()  # receive() is the body's until it has all been read
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
-                    group.cancel_scope.cancel()  # the client left: stop reading from the backend
-
-                group.start_soon(watch_disconnect)
-                try:
-                    await self._relay(scope, send, response)
-                except (httpx.HTTPError, BadBody) as error:
-                    # the response was started: all that can be done is end it early, and say why
-                    logger.warning("backend %s broke off a response: %s", self.backend.origin, _one_line(error))
-                except OSError:
-                    pass  # the client went away while it was being sent (uvicorn's ClientDisconnected)
-                group.cancel_scope.cancel()
+            await self._relay_until_gone(scope, receive, send, response, body_done)
         finally:
-            with anyio.CancelScope(shield=True):
-                await response.aclose()
+            # not shielded: a cancel (the server stopping) has been delivered by the time this runs,
+            # and releasing does not wait on anything (the connection's lock is free, closing is
+            # the transport's close())
+            await self._upstream.release(response, connection)
 
-    async def _open(self, method: str, url: str, headers: Headers, content: AsyncIterator[bytes] | None) -> Any:
+    async def _relay_until_gone(
+        self, scope: Scope, receive: Receive, send: Send, response: httpcore.Response, body_done: asyncio.Event
+    ) -> None:
+        """``_relay``, cut short when the client disconnects (a stalled or endless response included).
+
+        The watcher is a bare asyncio task that cancels this one: an anyio task group costs several
+        times more per request (its cancel scope formats the task's repr on every cancel).
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        gone = False
+
+        async def watch_disconnect() -> None:
+            nonlocal gone
+            await body_done.wait()  # receive() is the body's until it has all been read
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone = True
+            task.cancel()  # the client left: stop reading from the backend
+
+        watcher = asyncio.get_running_loop().create_task(watch_disconnect())
+        try:
+            await self._relay(scope, send, response)
+        except (*UpstreamError, BadBody) as error:
+            # the response was started: all that can be done is end it early, and say why
+            logger.warning("backend %s broke off a response: %s", self.backend.origin, _one_line(error))
+        except OSError:
+            pass  # the client went away while it was being sent (uvicorn's ClientDisconnected)
+        except asyncio.CancelledError:
+            if not gone:
+                raise
+            if sys.version_info >= (3, 11):
+                task.uncancel()  # this cancel was ours, and is handled: nothing after must see it
+        finally:
+            watcher.cancel()
+
+    async def _open(
+        self, method: str, target: bytes, headers: Headers, content: AsyncIterator[bytes] | None
+    ) -> tuple[httpcore.Response, Connection]:
         """The backend's response (headers read, body not yet), connecting again while it refuses.
 
         A request without a body is sent once more when its connection broke before any answer:
@@ -163,35 +177,34 @@ class ProxyApp:
         resent = content is not None  # a body already read from the client cannot be sent again
         while True:
             left = max(deadline - time.monotonic(), 0.01)
-            request = httpx.Request(method, url, headers=headers, content=content)
-            request.extensions["timeout"] = {"connect": left, "read": None, "write": None, "pool": None}
             try:
-                response = await self.client.send(request, stream=True)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+                sent = await self._upstream.send(method, target, headers, content, connect_timeout=left)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as error:
                 self.status.refused(reason_of(error))
                 if time.monotonic() + pause > deadline:
                     raise
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, MAX_RETRY)
                 continue
-            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+            except (httpcore.RemoteProtocolError, httpcore.ReadError, httpcore.WriteError):
                 if resent:
                     raise
                 resent = True
                 continue
             self.status.answered()
-            return response
+            return sent
 
-    async def _relay(self, scope: Scope, send: Send, response: httpx.Response) -> None:
-        headers, nonce = self._response_headers(scope, response)
-        status = response.status_code
-        encoding = response.headers.get("content-encoding", "").strip().lower()
+    async def _relay(self, scope: Scope, send: Send, response: httpcore.Response) -> None:
+        headers, nonce, found = self._response_headers(scope, response)
+        status = response.status
+        encoding = found.get(b"content-encoding", b"").decode("latin-1").strip().lower()
+        content_type = found.get(b"content-type", b"").decode("latin-1")
         head = scope["method"] == "HEAD"
-        if not self._wants_injection(scope, response, encoding):
-            if head and self._wants_injection({**scope, "method": "GET"}, response, encoding):
+        if not self._wants_injection(scope, status, content_type, encoding):
+            if head and self._wants_injection({**scope, "method": "GET"}, status, content_type, encoding):
                 headers = _head_of_injected(headers, len(script_tag(nonce)), decoded=encoding not in ("", "identity"))
             await send({"type": "http.response.start", "status": status, "headers": headers})
-            async for piece in response.aiter_raw():
+            async for piece in response.aiter_stream():
                 await send({"type": "http.response.body", "body": piece, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
             return
@@ -199,9 +212,9 @@ class ProxyApp:
         # decoded: the body goes out uncompressed, its length known only once injected
         headers = [(k, v) for k, v in headers if k.lower() not in (b"content-encoding", b"content-length")]
         decoder = decoder_for(encoding)
-        length = response.headers.get("content-length")
+        length = found.get(b"content-length")
         if length is not None and length.isdigit() and int(length) <= WHOLE_HTML_BYTES:
-            raw = b"".join([piece async for piece in response.aiter_raw()])
+            raw = b"".join([piece async for piece in response.aiter_stream()])
             try:
                 decoded = decoder.decompress(raw)
             except Exception as error:  # zlib.error, brotli.error: the decoders' own kinds
@@ -214,7 +227,7 @@ class ProxyApp:
             return
         await send({"type": "http.response.start", "status": status, "headers": headers})
         injector = StreamInjector(tag)
-        async for piece in response.aiter_raw():
+        async for piece in response.aiter_stream():
             try:
                 decoded = decoder.decompress(piece)
             except Exception as error:
@@ -224,31 +237,35 @@ class ProxyApp:
                 await send({"type": "http.response.body", "body": out, "more_body": True})
         await send({"type": "http.response.body", "body": injector.finish()})
 
-    def _wants_injection(self, scope: Scope, response: httpx.Response, encoding: str) -> bool:
+    def _wants_injection(self, scope: Scope, status: int, content_type: str, encoding: str) -> bool:
         """Whether the page gets the client: the static site's rules (HTML, a body that is a page)."""
-        status = response.status_code
         if not self.inject or scope["method"] == "HEAD" or status in (204, 304) or 100 <= status < 200:
             return False
         if 300 <= status < 400 or encoding not in self._encodings:
             return False  # an encoding execlib cannot decode goes through untouched
-        content_type: str = response.headers.get("content-type", "")
         return content_type.lower().lstrip().startswith("text/html")
 
-    def _response_headers(self, scope: Scope, response: httpx.Response) -> tuple[Headers, str | None]:
-        origin = proxy_origin(scope)
+    def _response_headers(
+        self, scope: Scope, response: httpcore.Response
+    ) -> tuple[Headers, str | None, dict[bytes, bytes]]:
+        """The headers for the browser, the CSP nonce, and the backend's values of the headers the
+        relay decides by (Content-Type, -Encoding, -Length; several values joined as HTTP does)."""
         headers: Headers = []
         nonce = None
-        for name, value in end_to_end(response.headers.raw):
+        found: dict[bytes, bytes] = {}
+        for name, value in end_to_end(response.headers):
             lowered = name.lower()
-            if lowered == b"location":
-                value = rewrite_location(value, self.backend, origin)
+            if lowered in _DECIDING:
+                found[lowered] = found[lowered] + b", " + value if lowered in found else value
+            elif lowered == b"location":
+                value = rewrite_location(value, self.backend, proxy_origin(scope))
             elif lowered == b"set-cookie":
                 value = strip_cookie_domain(value, self.backend)
             elif lowered == b"content-security-policy" and self.inject:
-                policy, found = allow_client(value.decode("latin-1"))
-                value, nonce = policy.encode("latin-1"), nonce or found
+                policy, page_nonce = allow_client(value.decode("latin-1"))
+                value, nonce = policy.encode("latin-1"), nonce or page_nonce
             headers.append((lowered, value))
-        return headers, nonce
+        return headers, nonce, found
 
     # -- when the backend does not answer -------------------------------------------------------
 
@@ -266,6 +283,9 @@ class ProxyApp:
         line = f"bad response from the backend {self.backend.origin}: {_one_line(error)}"
         logger.warning("%s %s: %s", scope["method"], scope["path"], line)
         await _send_whole(scope, send, 502, f"execlib: {line}\n".encode(), b"text/plain; charset=utf-8")
+
+
+_DECIDING = frozenset({b"content-type", b"content-encoding", b"content-length"})
 
 
 def _head_of_injected(headers: Headers, extra: int, *, decoded: bool) -> Headers:
@@ -290,7 +310,7 @@ def _has_body(scope: Scope) -> bool:
     return False
 
 
-async def _body(receive: Receive, done: anyio.Event) -> AsyncIterator[bytes]:
+async def _body(receive: Receive, done: asyncio.Event) -> AsyncIterator[bytes]:
     """The request body as the client sends it, piece by piece (a chunked upload included)."""
     try:
         while True:

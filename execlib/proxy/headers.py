@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from ..server.inject import SCRIPT_TAG
 from .backend import Backend
 
 if TYPE_CHECKING:
@@ -86,12 +87,20 @@ def proxy_origin(scope: Scope) -> str:
 
 
 def rewrite_location(value: bytes, backend: Backend, origin: str) -> bytes:
-    """A redirect's target moved from the backend's origin to the proxy's; others unchanged."""
+    """A redirect's target moved from the backend's origin to the proxy's; others unchanged.
+
+    Behind ``--https``, a target naming the proxy's own host over plain ``http`` is moved to
+    ``https`` too: a backend told the browser's Host (the default) but not aware of TLS builds
+    such URLs, and nothing answers plain HTTP on that port.
+    """
     text = value.decode("latin-1")
-    if not backend.same_origin(text):
-        return value
     rest = re.sub(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*", "", text)
-    return (origin + rest).encode("latin-1")
+    if backend.same_origin(text):
+        return (origin + rest).encode("latin-1")
+    scheme, _, authority = origin.partition("://")
+    if scheme == "https" and text[: len(text) - len(rest)].lower() == f"http://{authority}".lower():
+        return (origin + rest).encode("latin-1")
+    return value
 
 
 def strip_cookie_domain(value: bytes, backend: Backend) -> bytes:
@@ -159,8 +168,6 @@ def _with_self(directive: str) -> str:
 
 def script_tag(nonce: str | None) -> bytes:
     """The client's script tag, as static pages get it, with the page's nonce when it needs one."""
-    from ..server.inject import SCRIPT_TAG
-
     if nonce is None:
         return SCRIPT_TAG
     return SCRIPT_TAG.replace(b"<script ", b'<script nonce="' + nonce.encode("ascii") + b'" ', 1)

@@ -19,6 +19,11 @@ _HTML_END = re.compile(rb"</html\s*>", re.IGNORECASE)
 
 def inject_script(html: bytes, tag: bytes = SCRIPT_TAG) -> bytes:
     """Insert ``tag`` before the last ``</body>``, else the last ``</html>``, else at the end."""
+    # The usual page first, without walking every match: its last "</body" (any case) closes the
+    # body. The proxy runs this on every page it passes, so the regex scan is worth skipping.
+    start = html.lower().rfind(b"</body")
+    if start >= 0 and _BODY_END.match(html, start):
+        return html[:start] + tag + html[start:]
     for pattern in (_BODY_END, _HTML_END):
         last = None
         for last in pattern.finditer(html):  # noqa: B007 - we want the last match

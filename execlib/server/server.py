@@ -571,7 +571,7 @@ def _proxy_app(config: ServerConfig, sites: SiteMap | None, *, inject: bool) -> 
     if config.proxy is None:
         return None
     from ..proxy.backend import parse_backend
-    from ..proxy.forward import ProxyApp  # httpx: imported in proxy mode only (start-up time)
+    from ..proxy.forward import ProxyApp  # httpcore: imported in proxy mode only (start-up time)
 
     return ProxyApp(
         parse_backend(config.proxy),
