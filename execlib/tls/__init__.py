@@ -66,13 +66,6 @@ def resolve_tls(config: ServerConfig, addresses: AddressLister | None = None) ->
     return TLSFiles(path, path, None)
 
 
-def uvicorn_tls_options(tls: TLSFiles | None) -> dict[str, Any]:
-    """The ``uvicorn.Config`` keyword arguments serving ``tls`` (none for plain HTTP)."""
-    if tls is None:
-        return {}
-    return {"ssl_certfile": tls.certfile, "ssl_keyfile": tls.keyfile, "ssl_keyfile_password": tls.password}
-
-
 def require_cryptography() -> None:
     """Raise ConfigError naming the extra to install when ``cryptography`` is missing."""
     try:
@@ -117,5 +110,4 @@ __all__ = [
     "require_cryptography",
     "resolve_tls",
     "tls_enabled",
-    "uvicorn_tls_options",
 ]
