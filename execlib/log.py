@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 _ACCESS_FIELDS = ("method", "path", "status", "size", "ms")
@@ -143,3 +144,29 @@ def configure_logging(verbosity: int = 0, log_format: str = "text") -> None:
         uv.addHandler(errors)
         uv.propagate = False
         uv.setLevel(logging.DEBUG if verbosity > 0 else logging.WARNING)
+
+
+def hold_access_log() -> Callable[[], None]:
+    """Keep access-log lines back, in memory, until the returned function is called; it writes
+    them out and lets later ones straight through.
+
+    ``execlib serve`` answers requests while it sets up its watching, and prints its start line
+    only once that is done; a request in between (a health check, a quick browser) must not put
+    its line on stdout ahead of the start line, which tools read as the first line.
+    """
+    import logging.handlers
+
+    access = logging.getLogger("execlib.access")
+    targets = list(access.handlers)
+    if len(targets) != 1:
+        return lambda: None
+    held = logging.handlers.MemoryHandler(1_000_000, flushLevel=logging.CRITICAL + 1, target=targets[0])
+    access.handlers = [held]
+
+    def release() -> None:
+        if access.handlers == [held]:
+            access.handlers = targets
+        held.flush()  # after the swap: a line that came in during it is written too
+        held.close()
+
+    return release

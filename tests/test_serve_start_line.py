@@ -340,3 +340,33 @@ def test_start_and_serve_background_pass_the_new_options_on() -> None:
     assert forwarded_serve_args(start, args) == ["--open=/docs/"]
     assert _serve_args({"open": "/docs/", "event_loop": "asyncio"}) == ["--open=/docs/", "--loop", "asyncio"]
     assert _serve_args({"open": True, "browser": "firefox"}) == ["--open", "--browser", "firefox"]
+
+
+def test_access_lines_before_the_start_line_wait_for_it(capsys: pytest.CaptureFixture[str]) -> None:
+    # execlib serve answers while it sets up watching and prints the start line after: a request in
+    # between must not put its access line first on stdout, where tools read the start line
+    import logging
+
+    from execlib.log import configure_logging, hold_access_log
+
+    names = ("execlib", "execlib.access", "uvicorn", "uvicorn.error")
+    saved = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).propagate) for name in names}
+    levels = {name: logging.getLogger(name).level for name in names}
+    configure_logging(0, "text")
+    try:
+        release = hold_access_log()
+        logging.getLogger("execlib.access").info("GET /__execlib__/health 200")
+        assert capsys.readouterr().out == ""
+        print("Serving site at http://127.0.0.1:8000/ (uvloop)")
+        release()
+        logging.getLogger("execlib.access").info("GET / 200")
+        assert capsys.readouterr().out.splitlines() == [
+            "Serving site at http://127.0.0.1:8000/ (uvloop)",
+            "GET /__execlib__/health 200",
+            "GET / 200",
+        ]
+    finally:  # as it was: later tests read execlib's records through the root logger
+        for name in names:
+            logger = logging.getLogger(name)
+            logger.handlers, logger.propagate = saved[name]
+            logger.setLevel(levels[name])

@@ -22,7 +22,7 @@ from ..config import (
     load_config,
 )
 from ..errors import AlreadyServedError, ConfigError
-from ..log import configure_logging
+from ..log import configure_logging, hold_access_log
 from . import OPTION_FLAGS
 
 logger = logging.getLogger("execlib")
@@ -199,12 +199,18 @@ def serve_folder(
     port_origin = (origins or {}).get("port")
     lifecycle = Lifecycle.from_args(args, port_fallback=port_origin is not None and port_origin.kind == "default")
 
+    release_access_log = hold_access_log()  # the start line is stdout's first line (log.py)
+
     def when_ready(server: Server) -> None:
         # The start line means "open it now": said once files are watched too, so that a tool
         # reading it (or a user) changing a file at once is sure to see the change.
-        if not server.wait_ready() or server.fatal_error is not None:
-            return  # it stopped before getting there, and says why itself
-        print(start_line(server, root, command, fell_back_from=lifecycle.fell_back_from, origins=origins), flush=True)
+        try:
+            if not server.wait_ready() or server.fatal_error is not None:
+                return  # it stopped before getting there, and says why itself
+            line = start_line(server, root, command, fell_back_from=lifecycle.fell_back_from, origins=origins)
+            print(line, flush=True)
+        finally:
+            release_access_log()
         if command.open_path is not None:
             open_browser(page_url(served_urls(server)[0], command.open_path), command.browser)
 
