@@ -362,7 +362,6 @@ def test_head_of_a_page_matches_its_get(backend: Backend, proxy, client: httpx.C
 def test_proxy_behind_https(backend: Backend, proxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # --https in front of a plain backend: pages injected, redirects rewritten to the https origin,
     # WebSockets relayed over wss, all verified against the local CA only
-    pytest.importorskip("cryptography")  # the test extra installs it; users get it with execlib[https]
     monkeypatch.setenv("EXECLIB_DATA_DIR", str(tmp_path / "data"))
     server = proxy(backend.url, https=True)
     assert server.url.startswith("https://")
