@@ -116,3 +116,64 @@ def test_a_stylesheet_save_goes_out_without_the_settle_time(tmp_path: Path) -> N
         page.close()
 
     run(main())
+
+
+async def until(condition, timeout: float = 5.0) -> None:
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+def test_a_late_rename_of_a_temporary_file_goes_out_as_one_save(tmp_path: Path) -> None:
+    # A busy machine: the writer renames its temporary file over the target after the group settled.
+    # A stock client reloads on any change, so the temporary file alone must not go out.
+    async def main() -> None:
+        flushed: list[list[tuple[str, Action]]] = []
+        done = asyncio.Event()
+
+        async def flush(events) -> None:
+            flushed.append([(e.name, e.action) for e in events])
+            done.set()
+
+        (tmp_path / "style.css").write_text("old")
+        temp = tmp_path / ".style.css.part"
+        temp.write_text("new")
+        gate = ChangeGate(flush, replace_wait=60.0)
+        gate.add(
+            [FileEvent(str(tmp_path), temp.name, Action.CREATED), FileEvent(str(tmp_path), temp.name, Action.MODIFIED)]
+        )
+        # the group settled and now waits for the rest of the save
+        await until(lambda: gate.timer is not None and gate.timer_due >= gate.last_at + 60.0)
+        assert flushed == []
+        temp.replace(tmp_path / "style.css")
+        gate.add(
+            [
+                FileEvent(str(tmp_path), temp.name, Action.MOVED_FROM),
+                FileEvent(str(tmp_path), "style.css", Action.MOVED_TO),
+            ]
+        )
+        await asyncio.wait_for(done.wait(), 5)
+        assert flushed == [[("style.css", Action.MODIFIED)]]
+        gate.close()
+
+    run(main())
+
+
+def test_a_new_file_that_stays_goes_out_after_the_replace_wait(tmp_path: Path) -> None:
+    async def main() -> None:
+        flushed: list[list[tuple[str, Action]]] = []
+        done = asyncio.Event()
+
+        async def flush(events) -> None:
+            flushed.append([(e.name, e.action) for e in events])
+            done.set()
+
+        (tmp_path / "new.html").write_text("new")
+        gate = ChangeGate(flush, replace_wait=0.05)
+        gate.add([FileEvent(str(tmp_path), "new.html", Action.CREATED)])
+        await asyncio.wait_for(done.wait(), 5)
+        assert flushed == [[("new.html", Action.CREATED)]] and gate.flushes == {"lone": 1}
+
+    run(main())

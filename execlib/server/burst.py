@@ -16,7 +16,10 @@ read of the listener, so the gate sees the real rhythm of the writes:
   creates that is gone again) the rest of the save is still on its way: the
   gate waits up to ``REPLACE_WAIT_S`` for it. A writer that moves the target
   away before writing the new one (vim, emacs) may pause in between (fsync),
-  and a page must not reload onto a 404.
+  and a page must not reload onto a 404. A group that only creates files
+  waits as long: it may be the first half of a temp-file-and-rename save
+  whose rename is late (a busy machine), and a page that reloads on any
+  change (a stock client) must not reload for the temporary file.
 - **burst**: anything else (a build, a checkout, a formatter, a stream of
   saves) is held until ``BURST_QUIET_S`` passes with no event at all, and
   flushed at least every ``BURST_MAX_HOLD_S`` meanwhile, showing the state so
@@ -70,6 +73,11 @@ def _disk_agrees(net: list[Event]) -> bool:
         if event.action is Action.DELETED or not os.path.lexists(event.path):
             return False
     return True
+
+
+def _only_creates(net: list[Event]) -> bool:
+    """Whether the group only made new files: perhaps the temporary half of a save, its rename still to come."""
+    return bool(net) and all(isinstance(e, FileEvent) and e.action is Action.CREATED and not e.is_dir for e in net)
 
 
 class ChangeGate:
@@ -189,9 +197,10 @@ class ChangeGate:
             self.burst_since = self.first_at
             self._arm(loop)
             return
-        if now < self.last_at + self.replace_wait and not _disk_agrees(net):
-            # Part of the save is still on its way (the listener or this loop was slow) or the file is
-            # between a move to a backup and its new version: wait for the rest, within limits.
+        if now < self.last_at + self.replace_wait and (not _disk_agrees(net) or _only_creates(net)):
+            # Part of the save is still on its way (the listener or this loop was slow, or the writer has
+            # yet to rename its temporary file) or the file is between a move to a backup and its new
+            # version: wait for the rest, within limits.
             self._arm(loop, self.last_at + self.replace_wait)
             return
         self._flush(loop, now, kind="lone", net=net)
