@@ -1,14 +1,16 @@
 """The Supervisor: the app's worker processes, in generations, on the server's event loop.
 
-A *generation* is a listening socket on 127.0.0.1 (a port the OS picks) and the workers sharing
-it (``--workers N``; the kernel spreads connections over them). The front server forwards to the
+A *generation* is a port on 127.0.0.1 (one the OS picks) and its workers (``--workers N``),
+each listening on a socket of its own bound to that port with ``SO_REUSEPORT``: the kernel
+spreads new connections evenly over them (one shared socket would let whichever worker wakes
+first take them all). The front server forwards to the
 live generation only. ``restart_workers()`` (a code change) starts a new generation beside the
 old one; once every new worker answers, the new one goes live, the old one is drained (SIGTERM:
 in-flight requests finish, up to the drain timeout, then SIGKILL), and ``on_live`` is told (the
 pages reload). Changes made while a new generation is starting make it stale: it is stopped and
 another one started, so the generation that goes live has the latest code.
 
-A worker that dies unexpectedly is respawned into its generation (same socket: requests in the
+A worker that dies unexpectedly is respawned into its generation (on its socket: requests in the
 socket's queue are answered by the new process), up to a budget (``RESTART_BUDGET`` in
 ``RESTART_WINDOW_S``). Past it, or when a generation cannot start (an import error, a failing
 lifespan startup, no answer within the startup timeout), the supervisor has a ``problem``: the
@@ -54,9 +56,10 @@ class AppProblem:
 class Worker:
     """One worker process: its status (ready, or the problem that stopped it) and its output's tail."""
 
-    def __init__(self, process: asyncio.subprocess.Process, generation: int) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, generation: int, index: int) -> None:
         self.process = process
         self.generation = generation
+        self.index = index  # which of the generation's sockets it listens on
         self.pid = process.pid
         self.ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.tail: deque[str] = deque(maxlen=OUTPUT_TAIL_LINES)
@@ -91,12 +94,21 @@ class Worker:
 class Generation:
     """A listening socket and the workers serving from it."""
 
-    def __init__(self, number: int) -> None:
+    def __init__(self, number: int, workers: int) -> None:
         self.number = number
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(2048)
-        self.port: int = self.sock.getsockname()[1]
+        self.socks: list[socket.socket] = []
+        self.port = 0
+        try:
+            for _ in range(workers):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                self.socks.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                sock.bind(("127.0.0.1", self.port))
+                sock.listen(2048)
+                self.port = sock.getsockname()[1]
+        except OSError:
+            self.close()
+            raise
         self.workers: list[Worker] = []
         self.started_at = time.monotonic()
         #: when requests began to come here, and when the first answer went back
@@ -113,7 +125,11 @@ class Generation:
 
     async def stop(self, drain_timeout: float) -> None:
         await asyncio.gather(*(worker.stop(drain_timeout) for worker in self.workers))
-        self.sock.close()
+        self.close()
+
+    def close(self) -> None:
+        for sock in self.socks:
+            sock.close()
 
 
 # (the generation now live, whether a problem was shown before, the generation it replaces)
@@ -200,10 +216,10 @@ class Supervisor:
 
     async def _start_generation(self) -> Generation:
         self._numbers += 1
-        generation = Generation(self._numbers)
+        generation = Generation(self._numbers, self.worker_count)
         try:
-            for _ in range(self.worker_count):
-                generation.workers.append(await self._spawn(generation))
+            for index in range(self.worker_count):
+                generation.workers.append(await self._spawn(generation, index))
         except BaseException:
             await generation.stop(0)
             raise
@@ -237,12 +253,12 @@ class Supervisor:
         if problem is not None:
             await generation.stop(self.drain_timeout)
             self.live, self.problem = None, problem
+            logger.error("%s\n%s", problem.title, _indent(problem.text))
+            if self.on_problem is not None:
+                await self.on_problem(problem)  # shown in the pages before any held request gets it
             self.settled.set()  # held requests get the problem page now
             if previous is not None:
                 await previous.stop(self.drain_timeout)
-            logger.error("%s\n%s", problem.title, _indent(problem.text))
-            if self.on_problem is not None:
-                await self.on_problem(problem)
             return
         self.live, self.problem = generation, None
         self.crashes.clear()
@@ -298,14 +314,14 @@ class Supervisor:
 
     # -- workers ----------------------------------------------------------------------
 
-    async def _spawn(self, generation: Generation) -> Worker:
+    async def _spawn(self, generation: Generation, index: int) -> Worker:
         status_read, status_write = os.pipe()
         orders = {
             "import_string": self.target.import_string,
             "app_dir": self.target.app_dir,
             "factory": self.target.factory,
             "interface": self.target.interface,
-            "fd": generation.sock.fileno(),
+            "fd": generation.socks[index].fileno(),
             "status_fd": status_write,
             "graceful_timeout": self.drain_timeout,
         }
@@ -318,12 +334,12 @@ class Supervisor:
                 stdin=asyncio.subprocess.PIPE,  # the lifeline: closed when this process ends
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
-                pass_fds=(generation.sock.fileno(), status_write),
+                pass_fds=(generation.socks[index].fileno(), status_write),
                 env=env,
             )
         finally:
             os.close(status_write)
-        worker = Worker(process, generation.number)
+        worker = Worker(process, generation.number, index)
         loop = asyncio.get_running_loop()
         worker._tasks = [
             loop.create_task(self._read_status(worker, status_read)),
@@ -403,7 +419,10 @@ class Supervisor:
         self._in_background(self._replace(worker, generation))
 
     async def _replace(self, worker: Worker, generation: Generation) -> None:
-        replacement = await self._spawn(generation)
+        replacement = await self._spawn(generation, worker.index)
+        if generation is not self.live or self._stopping:  # given up, replaced or stopped meanwhile
+            await replacement.stop(0)
+            return
         index = generation.workers.index(worker)
         generation.workers[index] = replacement
         self.respawned += 1

@@ -74,8 +74,9 @@ def target_of_object(app: object, *, factory: bool, interface: str) -> AppTarget
     ConfigError when no module-level name holds it (a lambda, an object made inside a function).
     """
     module_name = getattr(app, "__module__", None)
-    # an instance (FastAPI(), Flask(...)) has its class's __module__: look the object up in __main__ too
-    candidates = [m for m in (module_name, "__main__") if isinstance(m, str)]
+    # an instance (FastAPI(), Flask(...)) has its class's __module__: look the object up in __main__,
+    # then in every module imported so far (the app's module is one of them)
+    candidates = [m for m in (module_name, "__main__", *list(sys.modules)) if isinstance(m, str)]
     for name in dict.fromkeys(candidates):
         module = sys.modules.get(name)
         if module is None:
@@ -83,7 +84,7 @@ def target_of_object(app: object, *, factory: bool, interface: str) -> AppTarget
         for attribute, value in vars(module).items():
             if value is app and not attribute.startswith("__"):
                 if name != "__main__":
-                    return AppTarget(f"{name}:{attribute}", os.getcwd(), factory=factory, interface=interface)
+                    return AppTarget(f"{name}:{attribute}", _import_root(module), factory=factory, interface=interface)
                 script = getattr(module, "__file__", None)
                 if script is None:
                     break  # an interactive session: nothing a worker can import
@@ -95,6 +96,18 @@ def target_of_object(app: object, *, factory: bool, interface: str) -> AppTarget
         option="app",
         value=app,
     )
+
+
+def _import_root(module: Any) -> str:
+    """The folder a module was imported from (the one holding its top package): the workers' import path."""
+    path = getattr(module, "__file__", None)
+    if not isinstance(path, str):
+        return os.getcwd()
+    folder = os.path.dirname(os.path.abspath(path))
+    depth = module.__name__.count(".") + (1 if os.path.basename(path) == "__init__.py" else 0)
+    for _ in range(depth):
+        folder = os.path.dirname(folder)
+    return folder
 
 
 class AppLoadError(Exception):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -52,7 +53,12 @@ class LifespanWatch:
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.failure: str | None = None
+        self.reported: str | None = None  # what the app said in lifespan.startup.failed (Starlette: its traceback)
+        self.raised: str | None = None  # the traceback of what it raised while starting
+
+    @property
+    def failure(self) -> str | None:
+        return self.reported or self.raised
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "lifespan":
@@ -71,15 +77,15 @@ class LifespanWatch:
             nonlocal phase
             if message["type"] == "lifespan.startup.complete":
                 phase = "started"
-            elif message["type"] == "lifespan.startup.failed" and self.failure is None:
-                self.failure = str(message.get("message") or "the app's lifespan startup failed")
+            elif message["type"] == "lifespan.startup.failed" and self.reported is None:
+                self.reported = str(message.get("message") or "") or None
             await send(message)
 
         try:
             await self.app(scope, watched_receive, watched_send)
         except BaseException:
             if phase == "startup":
-                self.failure = traceback.format_exc()
+                self.raised = traceback.format_exc()
             raise
 
 
@@ -105,6 +111,8 @@ def serve(orders: dict[str, Any], status: StatusPipe) -> int:
     from ..server.uvicorn_core import Config, Server
 
     watched = LifespanWatch(app)
+    # the supervisor shows a failing startup (once, with its traceback): uvicorn need not log it too
+    logging.getLogger("uvicorn.error").addFilter(_not_lifespan_failures)
     config = Config(
         watched,
         interface="asgi3",
@@ -166,6 +174,10 @@ def serve(orders: dict[str, Any], status: StatusPipe) -> int:
         status.send(event="error", target=False, title=f"{target.import_string}: startup failed", text=text)
         return EXIT_LOAD_FAILED
     return 0
+
+
+def _not_lifespan_failures(record: logging.LogRecord) -> bool:
+    return not (record.levelno >= logging.ERROR and "lifespan" in record.pathname)
 
 
 def _lifeline(server: Any, graceful: float) -> None:

@@ -466,8 +466,7 @@ class Server(BlockingService):
             self._part_ready()
 
     def _app_failed(self, error: BaseException) -> None:
-        """App mode cannot go on (no such module; a failure with reload off): stop, saying why."""
-        logger.error("%s", error)
+        """App mode cannot go on (no such module; a failure with reload off): stop; run() raises it."""
         self.fatal_error = error
         threading.Thread(target=self.shutdown, name="execlib-app-failed", daemon=True).start()
 

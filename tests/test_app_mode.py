@@ -1,0 +1,203 @@
+"""App mode with real workers: FastAPI and WSGI apps, reload, lifespan, drain, respawn, workers, API forms."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+import execlib
+from execlib import ConfigError
+
+from .app_support import (
+    app_server,
+    children_running_workers,
+    kill,
+    lifespan_events,
+    save,
+    worker_pids,
+    write_fastapi_app,
+    write_wsgi_app,
+)
+from .helpers import wait_until
+
+HTML = {"accept": "text/html"}
+
+
+def version_of(url: str) -> str:
+    return httpx.get(url + "pid", timeout=30).json()["version"]
+
+
+def test_a_fastapi_app_is_served_with_the_client_injected(tmp_path: Path) -> None:
+    write_fastapi_app(tmp_path)
+    with app_server(tmp_path) as server:
+        page = httpx.get(server.url, headers=HTML, timeout=30)
+        assert page.status_code == 200 and "version 1" in page.text
+        assert '<script src="/livereload.js"' in page.text  # injected into the app's HTML
+        data = httpx.get(server.url + "pid", timeout=30).json()
+        assert data["pid"] in worker_pids(server)
+        assert data["pid"] != __import__("os").getpid()  # never in execlib's own process
+        # the app's own 500 passes through untouched: not execlib's problem page
+        boom = httpx.get(server.url + "boom", headers=HTML, timeout=30)
+        assert boom.status_code == 500 and boom.text == "Internal Server Error"
+        state = httpx.get(server.url + "__execlib__/backend", timeout=30).json()
+        assert state["app"] == "main:app" and state["up"] is True and state["pids"] == worker_pids(server)
+
+
+def test_a_plain_wsgi_callable_is_detected_and_served(tmp_path: Path) -> None:
+    write_wsgi_app(tmp_path)
+    with app_server(tmp_path, app="wsgi_app:app") as server:
+        answer = httpx.get(server.url + "some/path", timeout=30)
+        assert answer.status_code == 200
+        assert answer.text.startswith("wsgi says hello from ") and answer.text.endswith(" at /some/path")
+
+
+def test_a_code_change_restarts_once_and_lifespan_runs_once_per_generation(tmp_path: Path) -> None:
+    write_fastapi_app(tmp_path)
+    with app_server(tmp_path) as server:
+        first = worker_pids(server)
+        assert lifespan_events(tmp_path) == [("startup", first[0])]
+        write_fastapi_app(tmp_path, "version 2")
+        wait_until(lambda: version_of(server.url) == "version 2", 30, message="the new code")
+        second = worker_pids(server)
+        assert second != first
+        wait_until(lambda: ("shutdown", first[0]) in lifespan_events(tmp_path), 10, message="the old shutdown")
+        assert lifespan_events(tmp_path) == [("startup", first[0]), ("startup", second[0]), ("shutdown", first[0])]
+        assert server.app_mode is not None and server.app_mode.supervisor.live.number == 2  # one restart
+    assert lifespan_events(tmp_path)[-1] == ("shutdown", second[0])
+
+
+def test_requests_during_a_restart_are_held_and_one_in_flight_completes(tmp_path: Path) -> None:
+    write_fastapi_app(tmp_path)
+    # the drain waits for the slow request (2 s) rather than cutting it off at the default 1 s
+    with app_server(tmp_path, graceful_timeout=5.0) as server, concurrent.futures.ThreadPoolExecutor(2) as pool:
+        old_pid = worker_pids(server)[0]
+        slow = pool.submit(httpx.get, server.url + "slow?seconds=2", timeout=30)
+        wait_until(lambda: (tmp_path / "slow.started").exists(), 10, message="the slow request to start")
+        write_fastapi_app(tmp_path, "version 2")
+
+        def poll_during_restart() -> list[int]:
+            statuses = []
+            with httpx.Client(timeout=30) as client:
+                while True:
+                    answer = client.get(server.url + "pid")
+                    statuses.append(answer.status_code)
+                    if answer.status_code != 200 or answer.json()["version"] == "version 2":
+                        return statuses
+
+        statuses = pool.submit(poll_during_restart).result(60)
+        assert set(statuses) == {200}, statuses  # held while the new workers started, never refused
+        done = slow.result(30)
+        assert done.status_code == 200 and done.text == f"slow done by {old_pid} (version 1)"
+
+
+def test_a_syntax_error_is_shown_and_a_fix_recovers(tmp_path: Path) -> None:
+    write_fastapi_app(tmp_path)
+    with app_server(tmp_path) as server:
+        main = tmp_path / "main.py"
+        good = main.read_text()
+        save(main, good + "\nbroken = <b>not bold</b>\n")  # the traceback quotes the line: escaped, never markup
+        page = wait_until(
+            lambda: (r := httpx.get(server.url, headers=HTML, timeout=30)).status_code == 500 and r, 30, message="500"
+        )
+        assert "SyntaxError" in page.text and "&lt;b&gt;not bold&lt;/b&gt;" in page.text and "<b>" not in page.text
+        assert '<script src="/livereload.js"' in page.text  # the page reloads itself once fixed
+        assert server.hub.error is not None and "SyntaxError" in server.hub.error[1]
+        plain = httpx.get(server.url + "pid", timeout=30)
+        assert plain.status_code == 500 and plain.text.startswith("execlib: ")  # an API call gets a line
+        save(main, good.replace("version 1", "version 2"))
+        wait_until(lambda: httpx.get(server.url + "pid", timeout=30).status_code == 200, 30, message="recovery")
+        assert version_of(server.url) == "version 2" and server.hub.error is None
+
+
+def test_a_killed_worker_is_respawned_and_past_the_budget_the_error_shows(tmp_path: Path) -> None:
+    write_fastapi_app(tmp_path)
+    with app_server(tmp_path) as server:
+        supervisor = server.app_mode.supervisor
+        first = worker_pids(server)[0]
+        kill(first)
+        wait_until(lambda: worker_pids(server) and worker_pids(server)[0] != first, 30, message="a new worker")
+        assert httpx.get(server.url + "pid", timeout=30).json()["pid"] == worker_pids(server)[0]
+        assert supervisor.respawned == 1
+        # the app kills its own worker until the budget (5 within 60 s) is spent
+        for _ in range(supervisor.budget + 1):
+            if wait_until(lambda: supervisor.problem or worker_pids(server), 30) is supervisor.problem:
+                break
+            # the worker's connection drops without an answer: a bad gateway
+            assert httpx.get(server.url + "die", timeout=30).status_code == 502
+        wait_until(lambda: supervisor.problem is not None, 30, message="the budget to run out")
+        assert "died 6 times within 60 s" in supervisor.problem.title
+        page = httpx.get(server.url, headers=HTML, timeout=30)
+        assert page.status_code == 500 and "died 6 times" in page.text
+        assert not children_running_workers()  # none respawned past the budget
+        # reload mode waits for a change instead of exiting; a change starts the app again
+        write_fastapi_app(tmp_path, "version 2")
+        wait_until(lambda: httpx.get(server.url + "pid", timeout=30).status_code == 200, 30, message="a restart")
+        assert version_of(server.url) == "version 2"
+
+
+def test_two_workers_answer_from_two_pids(tmp_path: Path) -> None:
+    write_fastapi_app(tmp_path)
+    with app_server(tmp_path, workers=2) as server:
+        pids = set(worker_pids(server))
+        assert len(pids) == 2
+        seen: set[int] = set()
+
+        def batch() -> bool:
+            # concurrent requests need several connections, which the kernel spreads over both workers
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                answers = pool.map(lambda _: httpx.get(server.url + "slow?seconds=0.2", timeout=30).text, range(8))
+                seen.update(int(text.split()[3]) for text in answers)
+            return seen == pids
+
+        wait_until(batch, 30, message="both workers to answer")
+
+
+def test_serve_an_import_string_and_an_object_from_the_python_api(tmp_path: Path, monkeypatch) -> None:
+    write_fastapi_app(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    captured = []
+    url = execlib.serve("main:app", port=0, foreground=False, pre_serve=captured.append)
+    server = captured[0]
+    try:
+        assert server.app_mode is not None and server.app_mode.reload is True  # on for an import string
+        assert server.static_site is None  # no folder of the current directory in front of the app
+        assert httpx.get(url + "main.py", timeout=30).status_code == 404  # the app's source is not served
+        assert version_of(url) == "version 1"
+    finally:
+        server.shutdown()
+        server.wait(30)
+    # an app object: imported by name in the workers, without reload
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("main", None)
+    import main  # type: ignore[import-not-found]
+
+    with pytest.raises(ConfigError, match="needs an import string"):
+        execlib.serve(main.app, port=0, foreground=False, reload=True)
+    captured.clear()
+    url = execlib.serve(main.app, port=0, foreground=False, pre_serve=captured.append)
+    server = captured[0]
+    try:
+        assert server.config.app == "main:app" and server.app_mode.reload is False
+        assert version_of(url) == "version 1"
+    finally:
+        server.shutdown()
+        server.wait(30)
+    wait_until(lambda: not children_running_workers(), 10, message="no worker left")
+
+
+def test_serve_background_runs_an_app_detached(tmp_path: Path, monkeypatch) -> None:
+    write_fastapi_app(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    url = execlib.serve_background("main:app", port=0, pid_path=tmp_path / "app.pid", timeout=60)
+    try:
+        assert version_of(url) == "version 1"
+        write_fastapi_app(tmp_path, "version 2")
+        wait_until(lambda: version_of(url) == "version 2", 30, message="the detached server to reload")
+    finally:
+        assert execlib.stop(tmp_path / "app.pid")
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url, timeout=5)
