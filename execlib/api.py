@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 def serve(
-    root_or_target: str | os.PathLike[str] | Server = ".",
+    root_or_target: str | os.PathLike[str] | Server | Any = ".",
     *,
     foreground: bool = True,
     host: str | None = None,
@@ -34,7 +34,12 @@ def serve(
     pre_serve: Callable[[Server], None] | None = None,
     **server_options: Any,
 ) -> str:
-    """Serve a folder (or run a ready-made ``Server``) in this process; return its URL.
+    """Serve a folder, an app (``"main:app"`` or an app object), or a ready-made ``Server``; return its URL.
+
+    An import string (``module:attribute``) or an ASGI/WSGI app object puts the server in app
+    mode (docs/app.rst): the app runs in worker processes (``workers=``), restarted when its
+    Python files change (``reload=``, on for an import string); ``root=`` then serves a folder
+    in front of it.
 
     ``foreground=True`` blocks until the server shuts down (Ctrl-C / SIGTERM in the main thread,
     ``Server.shutdown()``, or ``execlib.stop(pid_path)`` from another thread) and returns the URL it
@@ -55,7 +60,8 @@ def serve(
         if pre_serve is not None:
             server.pre_serve = pre_serve
     else:
-        config, runtime = _api_config(root_or_target, host, port, server_options)
+        root, server_options = _app_or_root(root_or_target, server_options)
+        config, runtime = _api_config(root, host, port, server_options)
         server = Server(config=config, pre_serve=pre_serve, **runtime)
 
     lifecycle = Lifecycle(pid_path, single_instance=single_instance, replace=replace)
@@ -79,6 +85,23 @@ def serve(
     return server.url
 
 
+def _app_or_root(target: Any, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """``serve(target)``'s ROOT and options: an import string or an app object is app mode's app."""
+    from .app.target import looks_like_import_string
+
+    is_path = isinstance(target, (str, os.PathLike))
+    if is_path and not (isinstance(target, str) and looks_like_import_string(target) and not os.path.exists(target)):
+        return target, options
+    if "app" in options:
+        raise TypeError("serve(): pass the app once, as the first argument or as app=")
+    options = {**options, "app": target}
+    root = options.pop("root", None)
+    if root is None:
+        options["static"] = options.get("static", False)  # no folder of the current directory in front of it
+        root = "."
+    return root, options
+
+
 def _api_config(
     root: str | os.PathLike[str], host: str | None, port: int | str | None, options: dict[str, Any]
 ) -> tuple[ServerConfig, dict[str, Any]]:
@@ -96,9 +119,9 @@ _FLAG_OPTIONS = {
     "clean_urls": "--clean-urls",
     "cors": "--cors",
     "https": "--https",
-    "open": "--open",
     "quiet": "--quiet",
     "verbose": "--verbose",
+    "factory": "--factory",
 }
 _VALUE_OPTIONS = {
     "fallback": "--fallback",
@@ -109,6 +132,9 @@ _VALUE_OPTIONS = {
     "proxy": "--proxy",
     "proxy_host_header": "--proxy-host-header",
     "proxy_timeout": "--proxy-timeout",
+    "workers": "--workers",
+    "interface": "--interface",
+    "app_startup_timeout": "--app-startup-timeout",
 }
 
 
@@ -124,35 +150,43 @@ def _tls_arg(name: str, value: Any) -> list[str]:
 def _serve_args(server_options: dict[str, Any]) -> list[str]:
     args: list[str] = []
     for name, value in server_options.items():
-        if name == "livereload":
-            if not value:
-                args.append("--no-livereload")
-        elif name == "open" and isinstance(value, str):
-            args.append(f"--open={value}")  # the page to open (a URL path); "=" keeps it off ROOT's place
-        elif name in _FLAG_OPTIONS:
-            if value:
-                args.append(_FLAG_OPTIONS[name])
-        elif name == "headers":
-            for header in normal_headers(value):  # checked here: a list of pairs has no one-word form
-                args += ["--header", header]
+        if name in _FLAG_OPTIONS:
+            args += [_FLAG_OPTIONS[name]] if value else []
         elif name in _VALUE_OPTIONS:
-            if value is not None:
-                args += [_VALUE_OPTIONS[name], str(value)]
+            args += [_VALUE_OPTIONS[name], str(value)] if value is not None else []
         elif name in _TLS_FILES:
             args += _tls_arg(name, value)
-        elif name == "mounts":
-            for prefix, folder in checked_mounts(value):  # absolute: the child runs in another folder
-                args += ["--mount", f"{prefix}={folder}"]
         else:
-            raise TypeError(
-                f"serve_background() got an unexpected option {name!r}; "
-                "pass other 'execlib serve' options as extra_args=[...]"
-            )
+            args += _other_arg(name, value)
     return args
 
 
+def _other_arg(name: str, value: Any) -> list[str]:
+    """The ``execlib serve`` words of an option that is not a plain flag or value."""
+    if name == "livereload":
+        return [] if value else ["--no-livereload"]
+    if name == "reload":
+        return [] if value is None else ["--reload" if value else "--no-reload"]
+    if name in ("open", "app_dir", "app", "headers", "mounts"):
+        if name == "open" and isinstance(value, str):
+            return [f"--open={value}"]  # the page to open (a URL path); "=" keeps it off ROOT's place
+        if name == "open":
+            return ["--open"] if value else []
+        if name == "app_dir":  # absolute: the child may run elsewhere
+            return [] if value is None else ["--app-dir", os.path.abspath(os.fspath(value))]
+        if name == "app":
+            return ["--app", str(value)]
+        if name == "headers":  # checked here: a list of pairs has no one-word form
+            return [word for header in normal_headers(value) for word in ("--header", header)]
+        # absolute: the child runs in another folder
+        return [word for prefix, folder in checked_mounts(value) for word in ("--mount", f"{prefix}={folder}")]
+    raise TypeError(
+        f"serve_background() got an unexpected option {name!r}; pass other 'execlib serve' options as extra_args=[...]"
+    )
+
+
 def serve_background(
-    root: str | os.PathLike[str] = ".",
+    root: str | os.PathLike[str] | Any = ".",
     *,
     host: str | None = None,
     port: int | str | None = None,
@@ -170,10 +204,18 @@ def serve_background(
     or ``execlib stop``. Raises AlreadyRunningError when a live server owns the PID file (unless
     ``single_instance=False`` or ``replace``), and RuntimeError (``StartError``) with the log's last
     lines when the server exits early or is not healthy within ``timeout`` seconds.
+
+    ``root`` may be an app instead, as for ``serve()``: an import string or an app object (the
+    child imports it by name).
     """
-    args = _serve_args(server_options)  # an unknown option is a TypeError before anything else
+    root, server_options = _app_or_root(root, server_options)
     checked = {name: value for name, value in server_options.items() if name in OPTION_NAMES}
     config = load_config({"root": root, "host": host, "port": port, **checked}, use_files=False).config
+    if config.app is not None:
+        # as checked: an app object is named by its import string, a file path made absolute
+        server_options = {**server_options, "app": config.app, "app_dir": config.app_dir, "reload": config.reload}
+        server_options.pop("static", None)
+    args = _serve_args(server_options)  # an unknown option is a TypeError before anything else
     resolved_host, resolved_port = config.host, config.port
     root_path = os.path.abspath(os.fspath(config.root))
     files = RunFiles.for_pid_file(pid_path)
@@ -187,7 +229,8 @@ def serve_background(
         if owner is not None:
             raise already_running_error(files, owner)
     precheck_port(resolved_host, resolved_port, replace=replace)
-    args = [root_path, "--host", resolved_host, "--port", str(resolved_port), *args]
+    served = [root_path] if config.static else []  # app mode with no ROOT: nothing in front of the app
+    args = [*served, "--host", resolved_host, "--port", str(resolved_port), *args]
     if "--config" not in extra_args:
         args.append("--no-config")  # like serve(): the child takes its options from here, not from a file
     if not single_instance:

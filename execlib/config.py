@@ -53,6 +53,7 @@ SWITCHES = (
     "cors",
     "https",
     "http2",
+    "factory",
 )
 
 #: what ``headers=`` takes: "Name: value" strings (or one), a mapping, or (name, value) pairs
@@ -134,10 +135,22 @@ class ServerConfig:
     # which HTTP server serves ("auto", "uvicorn", "hypercorn"), and whether it offers HTTP/2 (over TLS)
     backend: str = "auto"
     http2: bool = False
+    # app mode (docs/app.rst): the user's ASGI/WSGI app as "module:attribute" (or an app object,
+    # kept as the import string that names it), run in supervised worker processes
+    app: Any = None
+    app_dir: str | os.PathLike[str] | None = None
+    factory: bool = False
+    #: restart the workers when the app's Python files change; None: on for an import string,
+    #: off for an app object (serve(app))
+    reload: bool | None = None
+    workers: int = 1
+    interface: str = "auto"
+    app_startup_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         _check_switches_and_address(self)
         _check_proxy(self)
+        _check_app(self)
         _check_event_loop(self.event_loop)
         _check_backend(self.backend, self.http2)
         object.__setattr__(self, "headers", tuple(normal_headers(self.headers)))
@@ -193,6 +206,13 @@ def _check_proxy(config: ServerConfig) -> None:
     timeout = config.proxy_timeout
     if not _is_number(timeout) or not timeout >= 0:
         raise ConfigError("must be a number of seconds, 0 or more", option="proxy_timeout", value=timeout)
+
+
+def _check_app(config: ServerConfig) -> None:
+    from .app.options import check_app_options  # small; the worker machinery is imported when serving
+
+    for name, value in check_app_options(config).items():
+        object.__setattr__(config, name, value)
 
 
 def _check_event_loop(kind: object) -> None:
@@ -398,6 +418,13 @@ FILE_OPTIONS: dict[str, str] = {
     "ssl_keyfile_password": "str",
     "backend": "str",
     "http2": "bool",
+    "app": "str",
+    "app_dir": "path",
+    "factory": "bool",
+    "reload": "bool",
+    "workers": "int",
+    "interface": "str",
+    "app_startup_timeout": "float",
 }
 
 #: options of the command line itself (what it prints, whether it opens a browser), not of the
@@ -501,9 +528,9 @@ def load_config(
     _apply_env(os.environ if env is None else env, kinds, values, origins)
     _apply_flags(flags, flag_names or {}, values, origins)
     server = {name: value for name, value in values.items() if name not in COMMAND_OPTIONS}
-    if server.get("proxy") and "root" not in server:
-        # proxy mode with no ROOT from any source: the backend answers every path (no folder of
-        # the current directory's files in front of it); docs/proxy.rst
+    if (server.get("proxy") or server.get("app")) and "root" not in server:
+        # proxy or app mode with no ROOT from any source: the backend answers every path (no folder
+        # of the current directory's files in front of it, the app's source among them); docs/proxy.rst
         server["static"] = False
     own = {name: value for name, value in values.items() if name in COMMAND_OPTIONS and command}
     try:

@@ -66,3 +66,15 @@ class AlreadyRunningError(ExeclibError):
             f"an execlib server is already running with pid {pid} (PID file {pid_path}); "
             "stop it with 'execlib stop' or pass --no-single-instance"
         )
+
+
+class AppError(ExeclibError):
+    """App mode: the app could not be served (it cannot be imported, or its workers keep failing).
+
+    ``exit_code`` is 2 when the import string names nothing (a mistake in the command), 1 when
+    the app's own code fails (its traceback was shown once already).
+    """
+
+    def __init__(self, message: str, *, target_error: bool = False) -> None:
+        self.exit_code = 2 if target_error else 1
+        super().__init__(message)

@@ -134,6 +134,34 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds a request waits for the backend to accept a connection before the waiting page (5)",
     )
+    app = parser.add_argument_group("app mode")
+    app.add_argument(
+        "--app",
+        metavar="MODULE:ATTR",
+        default=None,
+        help="serve the ASGI or WSGI app MODULE:ATTR (main:app) from worker processes; ROOT, if given, in front",
+    )
+    app.add_argument(
+        "--app-dir", metavar="DIR", default=None, help="import the app from DIR (default: the current folder)"
+    )
+    app.add_argument("--factory", action="store_true", default=None, help="ATTR is a factory that returns the app")
+    app.add_argument(
+        "--reload",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="restart the app when its Python files change (on by default in app mode)",
+    )
+    app.add_argument("--workers", type=int, default=None, metavar="N", help="run N worker processes (1)")
+    app.add_argument(
+        "--interface", choices=("auto", "asgi", "wsgi"), default=None, help="the app's interface (auto: detected)"
+    )
+    app.add_argument(
+        "--app-startup-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds a worker may take to import the app and start (30)",
+    )
     build = parser.add_argument_group("building")
     build.add_argument(
         "--build",

@@ -61,6 +61,11 @@ def start_line(
         }
         if server.config.proxy is not None:
             fields["proxy"] = server.config.proxy
+        if server.app_mode is not None:
+            live = server.app_mode.supervisor.live
+            fields["app"] = server.config.app
+            fields["workers"] = live.pids if live is not None else []
+            fields["reload"] = server.app_mode.reload
         return json.dumps(fields)
     notes = [loop] + ([server.backend] if server.backend != "uvicorn" else [])  # uvicorn: the usual, unsaid
     notes += [f"port {fell_back_from} was in use"] if fell_back_from is not None else []
@@ -68,6 +73,10 @@ def start_line(
     if server.config.proxy is not None:
         # proxy mode: the backend is what is served; ROOT only when it serves files in front of it
         served = f"{server.config.proxy} (and {root})" if server.static_site is not None else server.config.proxy
+    if server.app_mode is not None:
+        app = f"app {server.config.app}"
+        served = f"{app} (and {root})" if server.static_site is not None else app
+        notes += [] if server.app_mode.reload else ["no reload"]
     lines = [f"Serving {served} at {urls[0]} ({'; '.join(notes)})"]
     lines += [f"  on the network: {url}" for url in urls[1:]]
     return "\n".join(lines)

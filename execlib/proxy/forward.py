@@ -80,6 +80,10 @@ class ProxyApp:
     async def aclose(self) -> None:
         await self._upstream.aclose()
 
+    async def backend_state(self) -> dict[str, object]:
+        """What ``/__execlib__/backend`` answers (the waiting page asks it): whether the backend is up."""
+        return {"backend": self.backend.origin, "up": await self.status.probe()}
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             await self._websocket(scope, receive, send)

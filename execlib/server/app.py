@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
     from starlette.types import ASGIApp, Receive, Scope, Send
 
+    from ..app.front import AppFront
     from ..proxy.forward import ProxyApp
     from .livereload import ReloadHub
 
@@ -61,8 +62,9 @@ class Dispatcher:
     built); everything else to the static site. A request target over ``MAX_TARGET_BYTES``
     gets 414 before any of them sees it.
 
-    In proxy mode (``proxy``), what the static site has no file for (``serves_file``), and every
-    WebSocket but the live-reload one, goes to the backend instead (docs/proxy.rst)."""
+    In proxy mode (``proxy``; app mode's ``AppFront`` alike), what the static site has no file
+    for (``serves_file``), and every WebSocket but the live-reload one, goes to the backend
+    instead (docs/proxy.rst, docs/app.rst)."""
 
     def __init__(
         self,
@@ -71,7 +73,7 @@ class Dispatcher:
         hub: ReloadHub | None,
         *,
         inject: bool,
-        proxy: ProxyApp | None = None,
+        proxy: ProxyApp | AppFront | None = None,
         serves_file: Callable[[str], bool] | None = None,
     ) -> None:
         self.root = root
@@ -234,9 +236,8 @@ class Dispatcher:
         await _respond(scope, send, 200, data, b"application/json")
 
     async def _backend(self, scope: Scope, receive: Receive, send: Send) -> None:
-        assert self.proxy is not None  # the endpoint exists in proxy mode only
-        up = await self.proxy.status.probe()
-        data = json.dumps({"backend": self.proxy.backend.origin, "up": up}, separators=(",", ":")).encode()
+        assert self.proxy is not None  # the endpoint exists in proxy and app mode only
+        data = json.dumps(await self.proxy.backend_state(), separators=(",", ":")).encode()
         await _respond(scope, send, 200, data, b"application/json")
 
     async def _livereload_js(self, scope: Scope, receive: Receive, send: Send) -> None:

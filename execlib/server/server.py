@@ -18,11 +18,11 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..config import OPTION_NAMES, HeadersOption, ServerConfig
-from ..errors import BindError, ConfigError, PortInUseError
+from ..errors import AppError, BindError, ConfigError, PortInUseError
 from ..fspath import given_path
 from ..listener import Listener, ListenerDiedError
 from ..netaddrs import url_for
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from starlette.types import ASGIApp
 
+    from ..app.mode import AppMode
     from ..proxy.forward import ProxyApp
 
 logger = logging.getLogger("execlib.server")
@@ -100,6 +101,10 @@ class Server(BlockingService):
     ``https`` serves over TLS with a certificate from execlib's local CA, ``ssl_certfile`` (with
     ``ssl_keyfile``, ``ssl_keyfile_password``) with the user's own; ``tls`` holds the files served,
     and ``url`` starts with ``https://`` (docs/https.rst).
+
+    ``app`` (``"module:attribute"``) serves the user's ASGI or WSGI app from supervised worker
+    processes (``workers``), restarted when its Python files change (``reload``); what ROOT and
+    the mounts have no file for goes to it (docs/app.rst).
     """
 
     _log = logger
@@ -144,6 +149,13 @@ class Server(BlockingService):
         ssl_keyfile_password: str | None = None,
         backend: str = "auto",
         http2: bool = False,
+        app: Any = None,
+        app_dir: str | os.PathLike[str] | None = None,
+        factory: bool = False,
+        reload: bool | None = None,
+        workers: int = 1,
+        interface: str = "auto",
+        app_startup_timeout: float = 30.0,
         config: ServerConfig | None = None,
     ) -> None:
         # locals() holds exactly the arguments at this point: every one is checked before any is used
@@ -227,7 +239,7 @@ class Server(BlockingService):
             warnings_as_errors=warnings_as_errors,
             mounts=self.mounts if self.static_site else (),
             # proxy mode without ROOT: no folder is served, so none is watched but --watch paths
-            watch_root=config.proxy is None or self.static_site is not None,
+            watch_root=(config.proxy is None and config.app is None) or self.static_site is not None,
         )
         self.controller.match_resources = config.proxy is not None
         if livereload and self.static_site is not None:
@@ -238,13 +250,17 @@ class Server(BlockingService):
         if self.static_site is not None and self.mount_sites:
             files = MountedSites(self.static_site, self.mount_sites)
         self.proxy = _proxy_app(config, sites, inject=livereload)
+        #: app mode (docs/app.rst): the user's app in supervised workers, forwarded to like a backend
+        self.app_mode = _app_mode(config, self.hub if livereload else None, self._app_failed)
+        self.hub.url_resources = self.hub.url_resources or self.app_mode is not None
+        self.controller.match_resources = self.controller.match_resources or self.app_mode is not None
         # FastAPI is built only if someone reads server.app (see the property)
         self.dispatcher = Dispatcher(
             self.root,
             files,
             self.hub if livereload else None,
             inject=livereload,
-            proxy=self.proxy,
+            proxy=self.app_mode.front if self.app_mode is not None else self.proxy,
             serves_file=sites.serves_file if sites is not None else None,
         )
         self.headers = tuple(map(str, config.headers))  # "Name: value" strings: ServerConfig made them so
@@ -260,6 +276,7 @@ class Server(BlockingService):
         self._shutdown_requested = False
         self._started = False
         self._ready = threading.Event()
+        self._not_ready = 1  # what ready still waits for (see _serving_started)
         self._startup_built = threading.Event()
         self._finished = threading.Event()
         self._thread: threading.Thread | None = None
@@ -371,11 +388,14 @@ class Server(BlockingService):
             self.controller.gate.close()  # its timer lives on this loop; a restart starts afresh
             self._close_builder(loop)
             self._close_proxy(loop)
+            self._close_app(loop)
             restore_signals()
             close_loop(loop, owned=self._loop_arg is None)
             self._close_socket()
             self._ready.set()
             self._finished.set()
+        if isinstance(self.fatal_error, AppError):
+            raise self.fatal_error  # one line for the terminal, already (the app's traceback was logged)
         if self.fatal_error is not None:
             raise ListenerFailedError(f"stopped serving: {self.fatal_error}")
 
@@ -391,8 +411,9 @@ class Server(BlockingService):
 
     def _start_watching(self, loop: asyncio.AbstractEventLoop) -> None:
         # proxy mode with neither ROOT nor --watch paths has nothing to watch
-        something = bool(self.controller.folders or self.watch)
-        if something and (self.livereload or self.controller.build_target is not None):
+        app = self.app_mode if self.app_mode is not None and self.app_mode.reload else None
+        something = bool(self.controller.folders or self.watch or app)
+        if something and (self.livereload or self.controller.build_target is not None or app):
             self._own_listeners.append(
                 build_reload_listener(
                     self.controller,
@@ -401,6 +422,7 @@ class Server(BlockingService):
                     delay_ms=self.delay,
                     poll=self.poll,
                     gitignore=self.gitignore,
+                    app_code=(app.folder, app.files_changed) if app is not None else None,
                 )
             )
         self._start_listeners(loop)
@@ -413,16 +435,41 @@ class Server(BlockingService):
             loop.run_until_complete(builder.build_now())
 
     def _serving_started(self) -> None:
-        """The backend accepts connections (on the loop): ready now, or once watching is set up."""
+        """The backend accepts connections (on the loop): ready now, or once watching is set up
+        (and, in app mode, once the app's first workers answer or have failed)."""
         if self.proxy is not None:
             # not awaited: a backend that is not up yet is a warning, and serving starts regardless
-            task = asyncio.get_running_loop().create_task(self.proxy.status.check_at_start())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-        if self._watcher is None:
-            self._ready.set()
-        else:
+            self._in_background(self.proxy.status.check_at_start())
+        self._not_ready = 1 + (self._watcher is not None) + (self.app_mode is not None)
+        if self.app_mode is not None:
+            self._in_background(self._start_app(self.app_mode))
+        if self._watcher is not None:
             self._watcher.start()
+        self._part_ready()
+
+    def _in_background(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _part_ready(self) -> None:
+        """One of the things ready waits for is done (serving, watching, the app's first workers)."""
+        with self._lock:
+            self._not_ready -= 1
+            if self._not_ready <= 0:
+                self._ready.set()
+
+    async def _start_app(self, app_mode: AppMode) -> None:
+        try:
+            await app_mode.start()
+        finally:
+            self._part_ready()
+
+    def _app_failed(self, error: BaseException) -> None:
+        """App mode cannot go on (no such module; a failure with reload off): stop, saying why."""
+        logger.error("%s", error)
+        self.fatal_error = error
+        threading.Thread(target=self.shutdown, name="execlib-app-failed", daemon=True).start()
 
     def _watch_while_serving(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
@@ -434,7 +481,7 @@ class Server(BlockingService):
         except Exception as error:
             self._listener_failed(error)
         finally:
-            self._ready.set()
+            self._part_ready()
 
     def _catch_up(self, loop: asyncio.AbstractEventLoop) -> None:
         """Announce the files served before watching began that have changed since they were served."""
@@ -537,6 +584,15 @@ class Server(BlockingService):
         except Exception:
             logger.exception("closing the connections to the backend failed")
 
+    def _close_app(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Drain and stop the app's workers on the loop that started them."""
+        if self.app_mode is None or loop.is_closed():
+            return
+        try:
+            loop.run_until_complete(self.app_mode.aclose())
+        except Exception:
+            logger.exception("stopping the app's workers failed")
+
     def _close_socket(self) -> None:
         if self._socket is not None:
             self._socket.close()
@@ -579,6 +635,14 @@ def _proxy_app(config: ServerConfig, sites: SiteMap | None, *, inject: bool) -> 
         timeout=config.proxy_timeout,
         inject=inject,
     )
+
+
+def _app_mode(config: ServerConfig, hub: ReloadHub | None, on_fatal: Callable[[BaseException], None]) -> AppMode | None:
+    if config.app is None:
+        return None
+    from ..app.mode import AppMode  # the proxy (httpcore) and the supervisor: app mode only
+
+    return AppMode(config, hub, on_fatal=on_fatal)
 
 
 def _create_output_folder(path: str, shown: str) -> None:

@@ -338,8 +338,13 @@ def build_reload_listener(
     delay_ms: float = 0,
     poll: bool = False,
     gitignore: bool = False,
+    app_code: tuple[str, Callable[[list[Any]], Awaitable[None]]] | None = None,
 ) -> Any:
     """A listener whose router sends the site's changes to ``controller``'s gate, and source changes to its build.
+
+    ``app_code`` (app mode with reload: the app's folder and what to call) gets each save of the
+    app's Python files; the other routes then leave ``.py`` files of that folder alone, so a code
+    change reloads pages once, when the new workers answer, not also at once.
 
     The site route has no debounce: the gate times the site's changes itself
     (execlib.server.burst). Source routes get each save's net effect, so a
@@ -349,10 +354,29 @@ def build_reload_listener(
 
     router = PathRouter()
     common: dict[str, Any] = {"delay": delay_ms, "batch": True, "gitignore": gitignore}
+    app_folder = app_code[0] if app_code is not None else None
+
+    def site_ignores(folder: str) -> tuple[str, ...]:
+        if app_folder is not None and _overlap(folder, app_folder):
+            return (*ignore, "*.py")
+        return tuple(ignore)
+
     for folder in controller.folders:  # ROOT and each mounted folder
-        router.register(folder, controller.site_changed, glob="**/*", ignore=tuple(ignore), debounce=0, **common)
+        router.register(folder, controller.site_changed, glob="**/*", ignore=site_ignores(folder), debounce=0, **common)
+    if app_code is not None:
+        from ..app.mode import APP_DEBOUNCE_MS, NOT_APP_CODE
+
+        router.register(
+            app_code[0],
+            app_code[1],
+            glob="**/*.py",
+            ignore=(*ignore, *NOT_APP_CODE),
+            debounce=APP_DEBOUNCE_MS,
+            net=True,
+            **common,
+        )
     for path in extra_watch:
-        own = tuple(ignore)
+        own = site_ignores(path) if os.path.isdir(path) else tuple(ignore)
         inside = site_relative(path, controller.root) if os.path.isdir(path) else None
         if inside is not None:
             own += ("/" + inside + "/",) if inside not in ("", ".") else ()
@@ -360,6 +384,12 @@ def build_reload_listener(
             path, controller.sources_changed, glob="**/*", ignore=own, debounce=SOURCES_DEBOUNCE_MS, net=True, **common
         )
     return router.get_listener(poll=poll)
+
+
+def _overlap(folder: str, other: str) -> bool:
+    """Whether one folder holds the other (or they are the same)."""
+    a, b = os.path.realpath(folder), os.path.realpath(other)
+    return a == b or a.startswith(b + os.sep) or b.startswith(a + os.sep)
 
 
 def _changed_at(st: os.stat_result) -> float:
