@@ -187,7 +187,10 @@ class Supervisor:
         """Start the first generation; returns the problem when it cannot start."""
         self.settled.clear()
         self._changed_at = time.monotonic()
-        await self._run_restarts()
+        # a task, like every restart: a change saved while the first generation starts joins it
+        self._restarting = asyncio.get_running_loop().create_task(self._run_restarts())
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(self._restarting)
         return self.problem
 
     def restart_workers(self) -> None:
