@@ -34,7 +34,6 @@ from .paths import BadPath, Kind, SiteResolver, Target, target_too_long
 logger = logging.getLogger("execlib.static")
 
 
-
 @functools.cache
 def _templates() -> Any:
     """The listing and 404 templates; jinja2 is imported on the first page that needs one (start-up time)."""
@@ -252,8 +251,10 @@ class StaticSite:
             await self._not_found(scope, send, head)
             return
         entries.sort(key=lambda e: (not e["is_dir"], e["name"].casefold(), e["name"]))
-        page = _templates().get_template("listing.html").render(
-            path=scope["path"], parent=scope["path"] != "/", entries=entries
+        page = (
+            _templates()
+            .get_template("listing.html")
+            .render(path=scope["path"], parent=scope["path"] != "/", entries=entries)
         )
         await self._send_html(scope, send, 200, page.encode(), head)
 
