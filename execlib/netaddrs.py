@@ -97,4 +97,3 @@ def reachable_urls(
         if str(address) not in network:
             network.append(str(address))
     return [url_for(loopback, port, scheme)] + [url_for(address, port, scheme) for address in network]
-

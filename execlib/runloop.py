@@ -35,7 +35,7 @@ def new_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
 
 
 def loop_name(loop: asyncio.AbstractEventLoop) -> str:
-    """"uvloop" or "asyncio": which loop serves (the banner and the JSON start line say it)."""
+    """ "uvloop" or "asyncio": which loop serves (the banner and the JSON start line say it)."""
     return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
 
 

@@ -115,7 +115,8 @@ class ReloadHub:
 
     def __init__(self, resolver: SiteResolver | SiteMap | None, fallback: str | None = None) -> None:
         # Files are named by the URL path they are served at (execlib.server.mounts): a SiteMap
-        # maps between the two across ROOT and its mounts; a lone resolver is ROOT alone.
+        # maps between the two across ROOT and its mounts (the mounts alone when no ROOT is served);
+        # a lone resolver is ROOT alone; None: no folder is served.
         self.sites = SiteMap(resolver) if isinstance(resolver, SiteResolver) else resolver
         self.fallback = fallback
         self.pages: set[Page] = set()

@@ -9,6 +9,9 @@ The live-reload hub names files by the URL path they are served at, without its 
 ``css/site.css`` in ROOT, ``assets/style.css`` for ``style.css`` of the mount at ``/assets``.
 That name is what a page's resources are recorded under and what a change is announced as,
 so a page of ROOT linking ``/assets/style.css`` gets it swapped in place when the mounted file changes.
+
+With no ROOT served (``static=False``: proxy mode without one) the mounts are the only folders:
+a path outside every mount names no file, so no file of the current folder is ever reachable.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from starlette.types import Receive, Scope, Send
 
 from ..mounts import under
+from .app import _not_found
 from .paths import BadPath, Kind, SiteResolver, Target, url_segments
 from .static import StaticSite
 
@@ -32,14 +36,17 @@ def url_name(prefix: str, relative: str) -> str:
 
 
 class SiteMap:
-    """Which folder serves a URL path, and the hub's names of what it serves (see the module's doc)."""
+    """Which folder serves a URL path, and the hub's names of what it serves (see the module's doc).
 
-    def __init__(self, root: SiteResolver, mounts: Iterable[tuple[str, SiteResolver]] = ()) -> None:
+    ``root`` is None when no ROOT is served: then only paths under a mount name files.
+    """
+
+    def __init__(self, root: SiteResolver | None, mounts: Iterable[tuple[str, SiteResolver]] = ()) -> None:
         self.root = root
         self.mounts = sorted(mounts, key=lambda mount: len(mount[0]), reverse=True)  # longest prefix first
 
-    def split(self, path: str) -> tuple[str, SiteResolver]:
-        """(prefix, resolver) of the folder serving ``path``."""
+    def split(self, path: str) -> tuple[str, SiteResolver | None]:
+        """(prefix, resolver) of the folder serving ``path``; the resolver is None when no folder does."""
         for prefix, resolver in self.mounts:
             if under(path, prefix):
                 return prefix, resolver
@@ -48,6 +55,8 @@ class SiteMap:
     def resolve(self, path: str) -> tuple[Target, str | None]:
         """What the URL path names, and its name when it is a file or a folder; raises BadPath."""
         prefix, resolver = self.split(path)
+        if resolver is None:
+            return Target(Kind.MISSING), None  # outside every mount, with no ROOT: no folder's path
         inner = path[len(prefix) :]
         if not inner:
             return Target(Kind.REDIRECT, resolver.root), None
@@ -60,7 +69,8 @@ class SiteMap:
         """Whether a file answers the URL path (proxy mode: else the backend does).
 
         A path the resolver refuses counts as served: the static site answers it with its own
-        status, and the backend never sees a path execlib found hostile.
+        status, and the backend never sees a path execlib found hostile. Without ROOT, a path
+        outside every mount is the backend's, whatever it holds: no folder's resolver sees it.
         """
         try:
             target, _ = self.resolve(path)
@@ -72,18 +82,22 @@ class SiteMap:
         """The name of the file a page or resource URL shows, redirects followed as a browser
         would (the resolver's rules, clean URLs included); None when it shows no file."""
         prefix, resolver = self.split(path)
-        relative = resolver.page_file(path[len(prefix) :] or "/")
+        relative = resolver.page_file(path[len(prefix) :] or "/") if resolver is not None else None
         return None if relative is None else url_name(prefix, relative)
 
     def wanted_files(self, path: str) -> frozenset[str]:
         """The names of the files that would give a page at ``path`` if they appeared (a 404 page waits for them)."""
         prefix, resolver = self.split(path)
+        if resolver is None:
+            return frozenset()
         return frozenset(url_name(prefix, name) for name in resolver.wanted_files(path[len(prefix) :] or "/"))
 
     def fs_path(self, name: str) -> str | None:
         """The file a name stands for now, or None when no URL has that name."""
         path = "/" + name
         prefix, resolver = self.split(path)
+        if resolver is None:
+            return None
         try:
             return resolver.fs_path(url_segments(path[len(prefix) :] or "/"))
         except BadPath:
@@ -91,9 +105,13 @@ class SiteMap:
 
 
 class MountedSites:
-    """ASGI app sending each request to the StaticSite (ROOT's or a mount's) serving its path."""
+    """ASGI app sending each request to the StaticSite (ROOT's or a mount's) serving its path.
 
-    def __init__(self, root: StaticSite, mounts: Sequence[StaticSite]) -> None:
+    With no ROOT (``root`` None), a path outside every mount gets the 404 a server without a
+    static site answers (``app._not_found``): no folder serves it.
+    """
+
+    def __init__(self, root: StaticSite | None, mounts: Sequence[StaticSite]) -> None:
         self.root = root
         self.mounts = sorted(mounts, key=lambda site: len(site.prefix), reverse=True)  # longest prefix first
 
@@ -103,4 +121,7 @@ class MountedSites:
             if under(path, site.prefix):
                 await site(scope, receive, send)
                 return
-        await self.root(scope, receive, send)
+        if self.root is None:
+            await _not_found(scope, send)
+        else:
+            await self.root(scope, receive, send)

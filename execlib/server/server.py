@@ -32,6 +32,7 @@ from .app import Dispatcher, build_asgi
 from .arguments import check_runtime_arguments
 from .backends import BackendOptions, ServerBackend, TLSFilesLike, choose_backend, create_backend
 from .build import BuildTarget
+from .filecache import FileCache
 from .limits import HEADER_TIMEOUT, MAX_HEADER_BYTES, raise_open_file_limit
 from .livereload import ReloadHub, Sent
 from .mounts import MountedSites, SiteMap
@@ -207,26 +208,32 @@ class Server(BlockingService):
             if config.static
             else None
         )
-        # one StaticSite per mount, sharing ROOT's file cache and its 404 page
+        # One StaticSite per mount, sharing ROOT's file cache and its 404 page. With no ROOT
+        # (static=False: proxy mode without one) the mounts are served alone, sharing a cache of
+        # their own, with execlib's 404 page: nothing of the current folder is served.
+        self._file_cache = self.static_site.cache if self.static_site is not None else FileCache()
         self.mount_sites = [
             StaticSite(
                 folder,
                 follow_symlinks=config.follow_symlinks,
                 inject=livereload,
-                cache=self.static_site.cache,
+                cache=self._file_cache,
                 prefix=prefix,
-                not_found_page=self.static_site.not_found_page,
+                not_found_page=self.static_site.not_found_page if self.static_site is not None else "",
                 clean_urls=config.clean_urls,
             )
             for prefix, folder in self.mounts
-            if self.static_site is not None
         ]
+        served = [site for site in (self.static_site, *self.mount_sites) if site is not None]
         self.build_on_start = config.build_on_start
         # The hub maps page URLs to files with the static sites' own resolvers (mounts and clean
         # URLs included), so a page is reloaded for exactly the file it was served.
         sites = (
-            SiteMap(self.static_site.resolver, [(site.prefix, site.resolver) for site in self.mount_sites])
-            if self.static_site
+            SiteMap(
+                self.static_site.resolver if self.static_site is not None else None,
+                [(site.prefix, site.resolver) for site in self.mount_sites],
+            )
+            if served
             else None
         )
         self.hub = ReloadHub(sites, fallback=fallback)
@@ -237,17 +244,17 @@ class Server(BlockingService):
             build=build,
             build_timeout=build_timeout,
             warnings_as_errors=warnings_as_errors,
-            mounts=self.mounts if self.static_site else (),
-            # proxy mode without ROOT: no folder is served, so none is watched but --watch paths
+            mounts=self.mounts,
+            # proxy or app mode without ROOT: ROOT is not served, so it is not watched (the mounts are)
             watch_root=(config.proxy is None and config.app is None) or self.static_site is not None,
         )
         self.controller.match_resources = config.proxy is not None
-        if livereload and self.static_site is not None:
-            for site in (self.static_site, *self.mount_sites):
+        if livereload and served:
+            for site in served:
                 site.on_html_served = self.hub.record_served
-            self.controller.known_digest = self.static_site.cache.digest_of
+            self.controller.known_digest = self._file_cache.digest_of
         files: ASGIApp | None = self.static_site
-        if self.static_site is not None and self.mount_sites:
+        if self.mount_sites:
             files = MountedSites(self.static_site, self.mount_sites)
         self.proxy = _proxy_app(config, sites, inject=livereload)
         #: app mode (docs/app.rst): the user's app in supervised workers, forwarded to like a backend
@@ -484,9 +491,9 @@ class Server(BlockingService):
 
     def _catch_up(self, loop: asyncio.AbstractEventLoop) -> None:
         """Announce the files served before watching began that have changed since they were served."""
-        if not self.livereload or self.static_site is None:
+        if not self.livereload or (self.static_site is None and not self.mount_sites):
             return
-        events = self.controller.served_events(self.static_site.cache.stale_paths())  # ROOT's and the mounts'
+        events = self.controller.served_events(self._file_cache.stale_paths())  # ROOT's and the mounts'
         if events:
             run_on_loop(loop, self.controller.site_changed(events))
 

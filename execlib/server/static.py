@@ -34,7 +34,6 @@ from .paths import BadPath, Kind, SiteResolver, Target, target_too_long
 logger = logging.getLogger("execlib.static")
 
 
-
 @functools.cache
 def _templates() -> Any:
     """The listing and 404 templates; jinja2 is imported on the first page that needs one (start-up time)."""
@@ -52,7 +51,8 @@ class StaticSite:
 
     ``prefix`` is the URL path it is served at (``/assets`` for a mount, ``""`` for ROOT): it is
     taken off request paths to find files, and kept in redirects, listings and 404 pages.
-    ``not_found_page`` is the custom 404 page (default: ``404.html`` in ``root``).
+    ``not_found_page`` is the custom 404 page (default: ``404.html`` in ``root``; ``""``: none,
+    execlib's own page is shown).
     """
 
     def __init__(
@@ -70,7 +70,7 @@ class StaticSite:
         self.resolver = SiteResolver(root, follow_symlinks, clean_urls)
         self.root = self.resolver.root
         self.prefix = prefix
-        self.not_found_page = not_found_page or os.path.join(self.root, "404.html")
+        self.not_found_page = os.path.join(self.root, "404.html") if not_found_page is None else not_found_page
         self.fallback = fallback
         self.inject = inject
         self.cache = cache or FileCache()
@@ -252,8 +252,10 @@ class StaticSite:
             await self._not_found(scope, send, head)
             return
         entries.sort(key=lambda e: (not e["is_dir"], e["name"].casefold(), e["name"]))
-        page = _templates().get_template("listing.html").render(
-            path=scope["path"], parent=scope["path"] != "/", entries=entries
+        page = (
+            _templates()
+            .get_template("listing.html")
+            .render(path=scope["path"], parent=scope["path"] != "/", entries=entries)
         )
         await self._send_html(scope, send, 200, page.encode(), head)
 
