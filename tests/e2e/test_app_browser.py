@@ -212,11 +212,11 @@ def test_template_edit_reloads_the_page_without_a_restart(folder: Path, context)
 
 
 def test_stylesheet_edit_is_swapped_in_place_without_a_restart(folder: Path, tmp_path: Path, context) -> None:
-    # the stylesheet is served from ROOT, in front of the app (which has no route for it)
-    public = tmp_path / "public"
-    (public / "static").mkdir(parents=True)
-    stylesheet = save(public / "static" / "style.css", "#msg { color: rgb(255, 0, 0); }")
-    with app_server(folder, root=public, static=True) as server:
+    # the stylesheet comes from a folder mounted at /static (no ROOT: the app answers everything else)
+    static = tmp_path / "static"
+    static.mkdir()
+    stylesheet = save(static / "style.css", "#msg { color: rgb(255, 0, 0); }")
+    with app_server(folder, mounts={"/static": static}) as server:
         page, navigations = open_app_page(context, server.url)
         color = "getComputedStyle(document.getElementById('msg')).color"
         assert page.evaluate(color) == "rgb(255, 0, 0)"
