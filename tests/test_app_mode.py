@@ -13,6 +13,7 @@ import execlib
 from execlib import ConfigError
 
 from .app_support import (
+    alive,
     app_server,
     children_running_workers,
     kill,
@@ -193,11 +194,60 @@ def test_serve_background_runs_an_app_detached(tmp_path: Path, monkeypatch) -> N
     write_fastapi_app(tmp_path)
     monkeypatch.chdir(tmp_path)
     url = execlib.serve_background("main:app", port=0, pid_path=tmp_path / "app.pid", timeout=60)
+    pids = []
     try:
-        assert version_of(url) == "version 1"
+        pids.append(httpx.get(url + "pid", timeout=30).json()["pid"])
         write_fastapi_app(tmp_path, "version 2")
         wait_until(lambda: version_of(url) == "version 2", 30, message="the detached server to reload")
+        pids.append(httpx.get(url + "pid", timeout=30).json()["pid"])
     finally:
         assert execlib.stop(tmp_path / "app.pid")
     with pytest.raises(httpx.ConnectError):
         httpx.get(url, timeout=5)
+    for pid in pids:  # stopping the server stopped its workers (not children of this process)
+        wait_until(lambda pid=pid: not alive(pid), 10, message=f"worker {pid} to exit")
+
+
+def test_the_interface_is_guessed_from_the_callable_and_can_be_forced() -> None:
+    from fastapi import FastAPI
+
+    from execlib.app.target import guess_interface
+
+    async def asgi_function(scope, receive, send) -> None: ...
+
+    class AsgiClass:
+        async def __call__(self, scope, receive, send) -> None: ...
+
+    def wsgi_function(environ, start_response) -> list[bytes]:
+        return []
+
+    class WsgiClass:
+        def __call__(self, environ, start_response) -> list[bytes]:
+            return []
+
+    assert guess_interface(FastAPI()) == "asgi"
+    assert guess_interface(asgi_function) == "asgi" and guess_interface(AsgiClass()) == "asgi"
+    assert guess_interface(wsgi_function) == "wsgi" and guess_interface(WsgiClass()) == "wsgi"
+
+
+def test_a_forced_interface_is_used(tmp_path: Path) -> None:
+    # --interface wsgi: no guessing, the callable goes through the WSGI adapter
+    write_wsgi_app(tmp_path)
+    with app_server(tmp_path, app="wsgi_app:app", interface="wsgi") as server:
+        assert httpx.get(server.url, timeout=30).text.startswith("wsgi says hello")
+    with pytest.raises(ConfigError, match="interface='grpc' must be 'auto', 'asgi' or 'wsgi'"):
+        execlib.ServerConfig(app="wsgi_app:app", interface="grpc")
+
+
+def test_a_port_in_use_fails_before_any_worker_starts(tmp_path: Path) -> None:
+    import socket
+
+    write_fastapi_app(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(execlib.PortInUseError, match="already in use"):
+            execlib.serve("main:app", app_dir=tmp_path, port=port, foreground=False)
+    assert not children_running_workers()
+    assert not (tmp_path / "lifespan.log").exists()  # the app never started
