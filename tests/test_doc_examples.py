@@ -138,6 +138,15 @@ def scratch_project(root: Path) -> None:
     write(root / "templates" / "page.html", "<html><body>{{ body }}</body></html>")
     write(root / "docs" / "index.rst", "Index\n=====\n")
     write(root / "content" / "index.md", "# content\n")
+    # app mode's examples serve main:app: a small ASGI app, as FastAPI's would be
+    write(
+        root / "main.py",
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] != 'http':\n"
+        "        return\n"
+        "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        "    await send({'type': 'http.response.body', 'body': b'hello'})\n",
+    )
 
 
 def stop_detached_servers(root: Path) -> None:

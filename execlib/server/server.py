@@ -284,6 +284,8 @@ class Server(BlockingService):
         self._started = False
         self._ready = threading.Event()
         self._not_ready = 1  # what ready still waits for (see _serving_started)
+        # its own lock: the watch set-up holds self._lock while the loop may count a part ready
+        self._ready_count_lock = threading.Lock()
         self._startup_built = threading.Event()
         self._finished = threading.Event()
         self._thread: threading.Thread | None = None
@@ -461,7 +463,7 @@ class Server(BlockingService):
 
     def _part_ready(self) -> None:
         """One of the things ready waits for is done (serving, watching, the app's first workers)."""
-        with self._lock:
+        with self._ready_count_lock:
             self._not_ready -= 1
             if self._not_ready <= 0:
                 self._ready.set()
