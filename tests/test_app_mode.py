@@ -133,7 +133,8 @@ def test_a_killed_worker_is_respawned_and_past_the_budget_the_error_shows(tmp_pa
         assert "died 6 times within 60 s" in supervisor.problem.title
         page = httpx.get(server.url, headers=HTML, timeout=30)
         assert page.status_code == 500 and "died 6 times" in page.text
-        assert not children_running_workers()  # none respawned past the budget
+        # none respawned past the budget: what runs is at most the standby, waiting for the next change
+        assert set(children_running_workers()) <= set(supervisor.standby_pids)
         # reload mode waits for a change instead of exiting; a change starts the app again
         write_fastapi_app(tmp_path, "version 2")
         wait_until(lambda: httpx.get(server.url + "pid", timeout=30).status_code == 200, 30, message="a restart")
@@ -251,3 +252,37 @@ def test_a_port_in_use_fails_before_any_worker_starts(tmp_path: Path) -> None:
             execlib.serve("main:app", app_dir=tmp_path, port=port, foreground=False)
     assert not children_running_workers()
     assert not (tmp_path / "lifespan.log").exists()  # the app never started
+
+
+def test_restarts_start_from_a_standby_that_never_preloads_the_apps_own_modules(tmp_path: Path) -> None:
+    write_fastapi_app(tmp_path)
+    save(tmp_path / "helpers.py", "TEXT = 'helper one'\n")
+    main = tmp_path / "main.py"
+    save(main, main.read_text() + "\nimport helpers\n\n\n@app.get('/helper')\ndef helper():\n    return helpers.TEXT\n")
+    with app_server(tmp_path) as server:
+        supervisor = server.app_mode.supervisor
+        assert httpx.get(server.url + "helper", timeout=30).json() == "helper one"
+        wait_until(lambda: supervisor.standby_pids, 30, message="a standby worker")
+        assert "fastapi" in supervisor._preload and "starlette.routing" in supervisor._preload
+        assert "helpers" not in supervisor._preload and "main" not in supervisor._preload
+        # a change of a module the app imports: the standby imports it now, fresh
+        save(tmp_path / "helpers.py", "TEXT = 'helper two'\n")
+        wait_until(lambda: httpx.get(server.url + "helper", timeout=30).json() == "helper two", 30)
+        assert supervisor.standby_starts == 1 and supervisor.live.number == 2
+        assert supervisor.live.workers[0].ready.result()["standby"] is True
+
+
+def test_a_standby_is_not_used_once_packages_changed(tmp_path: Path, monkeypatch) -> None:
+    from execlib.app import supervisor as supervisor_module
+
+    write_fastapi_app(tmp_path)
+    with app_server(tmp_path) as server:
+        supervisor = server.app_mode.supervisor
+        wait_until(lambda: supervisor.standby_pids, 30, message="a standby worker")
+        standby = supervisor.standby_pids
+        # as if a package were installed or upgraded since the standby imported its libraries
+        monkeypatch.setattr(supervisor_module, "_libraries_stamp", lambda: (-1, -1))
+        write_fastapi_app(tmp_path, "version 2")
+        wait_until(lambda: version_of(server.url) == "version 2", 30, message="the new code")
+        assert supervisor.standby_starts == 0 and worker_pids(server) != standby
+        assert supervisor.live.workers[0].ready.result()["standby"] is False

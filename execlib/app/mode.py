@@ -51,6 +51,7 @@ class AppMode:
             drain_timeout=config.graceful_timeout,
             on_live=self._live,
             on_problem=self._problem,
+            standby=self.reload,  # the next generation's workers wait ready to go (no reload: no next one)
         )
         # a request waits for a starting generation as long as it may take, and a little more
         self.front = AppFront(self.supervisor, inject=hub is not None, hold_timeout=config.app_startup_timeout + 5)

@@ -10,6 +10,11 @@ in-flight requests finish, up to the drain timeout, then SIGKILL), and ``on_live
 pages reload). Changes made while a new generation is starting make it stale: it is stopped and
 another one started, so the generation that goes live has the latest code.
 
+With ``standby``, the next generation's workers are started ahead, once a generation is live
+(``execlib.app.worker``: they import what the app's workers had imported from the installed
+libraries, then wait); a restart tells them to go. A generation whose standby is missing or
+has died is started from scratch, as the first one is.
+
 A worker that dies unexpectedly is respawned into its generation (on its socket: requests in the
 socket's queue are answered by the new process), up to a budget (``RESTART_BUDGET`` in
 ``RESTART_WINDOW_S``). Past it, or when a generation cannot start (an import error, a failing
@@ -27,6 +32,7 @@ import os
 import signal
 import socket
 import sys
+import sysconfig
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
@@ -118,6 +124,8 @@ class Generation:
         #: and the ms the previous generation took to stop; logged with the first answer
         self.restart_figures: tuple[float, float] | None = None
         self.old_stopped_ms: float | None = None
+        #: a standby's view of the installed packages when it preloaded them (``_libraries_stamp``)
+        self.libraries: tuple[int, ...] = ()
 
     @property
     def pids(self) -> list[int]:
@@ -151,6 +159,7 @@ class Supervisor:
         on_problem: OnProblem | None = None,
         budget: int = RESTART_BUDGET,
         window: float = RESTART_WINDOW_S,
+        standby: bool = False,
     ) -> None:
         self.target = target
         self.worker_count = workers
@@ -171,8 +180,18 @@ class Supervisor:
         self._restarting: asyncio.Task[None] | None = None
         self._stopping = False
         self._draining: set[asyncio.Task[None]] = set()
+        self.use_standby = standby
+        self._standby: Generation | None = None
+        self._preload: list[str] = []  # what the last workers had imported from the installed libraries
+        #: how many generations started from a standby (the rest started from scratch)
+        self.standby_starts = 0
 
     # -- what the front asks ------------------------------------------------------------
+
+    @property
+    def standby_pids(self) -> list[int]:
+        """The pids of the workers waiting to serve the next generation."""
+        return self._standby.pids if self._standby is not None else []
 
     @property
     def settled(self) -> asyncio.Event:
@@ -219,15 +238,55 @@ class Supervisor:
 
     async def _start_generation(self) -> Generation:
         self._numbers += 1
-        generation = Generation(self._numbers, self.worker_count)
-        try:
-            for index in range(self.worker_count):
-                generation.workers.append(await self._spawn(generation, index))
-        except BaseException:
-            await generation.stop(0)
-            raise
+        generation = await self._take_standby()
+        if generation is None:
+            generation = Generation(self._numbers, self.worker_count)
+            try:
+                for index in range(self.worker_count):
+                    generation.workers.append(await self._spawn(generation, index))
+            except BaseException:
+                await generation.stop(0)
+                raise
         await self._wait_ready(generation)
         return generation
+
+    async def _take_standby(self) -> Generation | None:
+        """The standby generation, told to go, if all its workers are still waiting."""
+        standby, self._standby = self._standby, None
+        if standby is None:
+            return None
+        if not all(worker.alive for worker in standby.workers) or _libraries_stamp() != standby.libraries:
+            # one died, or packages were installed or upgraded since it imported them: start afresh
+            await standby.stop(0)
+            return None
+        standby.number = self._numbers
+        standby.started_at = time.monotonic()
+        for worker in standby.workers:
+            stdin = worker.process.stdin
+            assert stdin is not None
+            stdin.write(b"go\n")
+        self.standby_starts += 1
+        return standby
+
+    async def _prepare_standby(self) -> None:
+        """Start the next generation's workers ahead, waiting (see the module's doc)."""
+        if not self.use_standby or self._stopping or self._standby is not None:
+            return
+        generation = Generation(0, self.worker_count)
+        generation.libraries = _libraries_stamp()
+        self._standby = generation
+        try:
+            for index in range(self.worker_count):
+                generation.workers.append(await self._spawn(generation, index, standby=True))
+        except Exception:
+            logger.debug("starting a standby worker failed", exc_info=True)
+            if self._standby is generation:
+                self._standby = None
+            await generation.stop(0)
+            return
+        if self._stopping and self._standby is generation:  # stopped meanwhile: shutdown() missed it
+            self._standby = None
+            await generation.stop(0)
 
     async def _wait_ready(self, generation: Generation) -> None:
         waiting = [worker.ready for worker in generation.workers]
@@ -262,6 +321,7 @@ class Supervisor:
             self.settled.set()  # held requests get the problem page now
             if previous is not None:
                 await previous.stop(self.drain_timeout)
+            self._in_background(self._prepare_standby())
             return
         self.live, self.problem = generation, None
         self.crashes.clear()
@@ -275,6 +335,8 @@ class Supervisor:
             generation.restart_figures = (answered, startup)
         if previous is not None:
             self._in_background(self._stop_previous(previous, generation))
+        else:
+            self._in_background(self._prepare_standby())
         if self.on_live is not None:
             await self.on_live(generation, had_problem, previous)
 
@@ -284,6 +346,7 @@ class Supervisor:
         await previous.stop(self.drain_timeout)
         generation.old_stopped_ms = (time.monotonic() - began) * 1000
         self._log_restart(generation)
+        await self._prepare_standby()  # once the old workers are gone: they do not compete for the CPU
 
     def _in_background(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -317,9 +380,9 @@ class Supervisor:
 
     # -- workers ----------------------------------------------------------------------
 
-    async def _spawn(self, generation: Generation, index: int) -> Worker:
+    async def _spawn(self, generation: Generation, index: int, *, standby: bool = False) -> Worker:
         status_read, status_write = os.pipe()
-        orders = {
+        orders: dict[str, Any] = {
             "import_string": self.target.import_string,
             "app_dir": self.target.app_dir,
             "factory": self.target.factory,
@@ -328,6 +391,8 @@ class Supervisor:
             "status_fd": status_write,
             "graceful_timeout": self.drain_timeout,
         }
+        if standby:
+            orders.update(standby=True, preload=self._preload)
         env = {**os.environ, ENV: json.dumps(orders), "PYTHONUNBUFFERED": "1"}
         try:
             process = await asyncio.create_subprocess_exec(
@@ -365,6 +430,8 @@ class Supervisor:
                     continue
                 if message.get("event") == "ready" and not worker.ready.done():
                     worker.ready.set_result(message)
+                elif message.get("event") == "modules" and isinstance(message.get("modules"), list):
+                    self._preload = [str(name) for name in message["modules"]]
                 elif message.get("event") == "error":
                     worker.reported = AppProblem(
                         str(message.get("title", "the app failed")),
@@ -439,6 +506,7 @@ class Supervisor:
         logger.error("%s\n%s", problem.title, _indent(problem.text))
         if self.on_problem is not None:
             await self.on_problem(problem)
+        await self._prepare_standby()
 
     # -- stopping -----------------------------------------------------------------------
 
@@ -453,8 +521,10 @@ class Supervisor:
             with contextlib.suppress(BaseException):
                 await task
         live, self.live = self.live, None
-        if live is not None:
-            await live.stop(self.drain_timeout)
+        standby, self._standby = self._standby, None
+        await asyncio.gather(
+            *(generation.stop(self.drain_timeout) for generation in (live, standby) if generation is not None)
+        )
         self.settled.set()
 
 
@@ -462,6 +532,18 @@ class AppProblemError(Exception):
     def __init__(self, problem: AppProblem) -> None:
         super().__init__(problem.title)
         self.problem = problem
+
+
+def _libraries_stamp() -> tuple[int, ...]:
+    """When the site-packages folders last changed: installing, upgrading or removing a package
+    adds or renames entries there, so a standby that preloaded the old versions is not used."""
+    stamps = []
+    for key in ("purelib", "platlib"):
+        try:
+            stamps.append(os.stat(sysconfig.get_paths()[key]).st_mtime_ns)
+        except (OSError, KeyError):
+            stamps.append(0)
+    return tuple(stamps)
 
 
 def _status(code: int) -> str:

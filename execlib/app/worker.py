@@ -8,6 +8,14 @@ line: ``{"event": "ready"}`` once uvicorn serves (lifespan startup done), or ``{
 ...}`` with the traceback when the app cannot load or start. Its stdout and stderr are the app's
 output, which the supervisor echoes and keeps the tail of.
 
+A *standby* worker (``"standby": true``) is started before it is needed: it imports uvicorn and
+the third-party and standard-library modules the app's last workers had loaded (``"preload"``;
+never a module of the app's own folder, nor one outside the installation's library folders, such
+as an editable install), then waits for a line on standard input. ``go`` makes it load the app and
+serve; end of input makes it exit. A restart then costs the app's own import, not the interpreter's
+start-up and FastAPI's import. Once serving, a worker reports the modules it has loaded that a
+standby may preload (``{"event": "modules"}``).
+
 Stopping: SIGTERM drains (uvicorn's graceful shutdown: in-flight requests finish, up to the drain
 timeout, then the lifespan's shutdown). SIGINT is ignored: Ctrl-C reaches the whole process group,
 and the supervisor, not each worker, decides what stops. Standard input is a lifeline: when the
@@ -18,12 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import logging
 import os
 import signal
 import socket
 import sys
+import sysconfig
 import threading
 import time
 import traceback
@@ -89,8 +99,7 @@ class LifespanWatch:
             raise
 
 
-def serve(orders: dict[str, Any], status: StatusPipe) -> int:
-    started = time.monotonic()
+def serve(orders: dict[str, Any], status: StatusPipe, started: float) -> int:
     target = AppTarget(
         orders["import_string"],
         orders["app_dir"],
@@ -135,7 +144,9 @@ def serve(orders: dict[str, Any], status: StatusPipe) -> int:
                     interface=interface,
                     startup_ms=ms,
                     import_ms=(loaded - started) * 1000,
+                    standby=bool(orders.get("standby")),
                 )
+                status.send(event="modules", modules=preloadable_modules(target.app_dir))
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
@@ -205,10 +216,55 @@ def _app_traceback(error: BaseException) -> str:
     return head + "".join(lines) + "".join(traceback.format_exception_only(type(error), error))
 
 
+def preloadable_modules(app_dir: str) -> list[str]:
+    """The loaded modules a standby worker may import ahead: those of the installation's library
+    folders (the standard library, site-packages), never the app's own nor an editable install's."""
+    libraries = {os.path.realpath(path) for key, path in sysconfig.get_paths().items() if "lib" in key}
+    libraries |= {os.path.realpath(os.path.dirname(os.__file__))}
+    own = os.path.realpath(app_dir)
+    names = []
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if not isinstance(path, str) or name.startswith("__"):
+            continue
+        path = os.path.realpath(path)
+        if path.startswith(own + os.sep):
+            continue
+        if any(path.startswith(folder + os.sep) for folder in libraries):
+            names.append(name)
+    return names
+
+
+def _preload(names: list[str]) -> None:
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except BaseException:  # noqa: BLE001  (a module that cannot be imported ahead is imported by the app, or not)
+            continue
+
+
+def _wait_for_go() -> bool:
+    """Read standard input up to the first line: True for ``go``, False at its end (not needed)."""
+    line = b""
+    while not line.endswith(b"\n"):
+        piece = os.read(0, 1)
+        if not piece:
+            return False
+        line += piece
+    return line.strip() == b"go"
+
+
 def main() -> int:
     orders = json.loads(os.environ.pop(ENV))
     status = StatusPipe(orders["status_fd"])
-    return serve(orders, status)
+    if orders.get("standby"):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the process group: the supervisor decides
+        from ..server.uvicorn_core import Config, Server  # noqa: F401  (imported ahead, like the preload)
+
+        _preload(orders.get("preload", []))
+        if not _wait_for_go():
+            return 0
+    return serve(orders, status, time.monotonic())
 
 
 if __name__ == "__main__":
