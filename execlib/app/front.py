@@ -17,7 +17,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..proxy.backend import Backend
-from ..proxy.forward import ProxyApp
+from ..proxy.forward import ProxyApp, send_whole
 from ..proxy.headers import script_tag
 from .supervisor import AppProblem, Generation, Supervisor
 
@@ -125,13 +125,7 @@ class AppFront:
         else:
             body = f"execlib: {problem.title}\n".encode()
             content_type = b"text/plain; charset=utf-8"
-        headers = [
-            (b"content-type", content_type),
-            (b"content-length", str(len(body)).encode()),
-            (b"cache-control", b"no-store"),
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+        await send_whole(scope, send, status, body, content_type)
 
 
 def problem_page(problem: AppProblem, client: bytes) -> bytes:

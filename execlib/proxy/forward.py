@@ -281,12 +281,12 @@ class ProxyApp:
         else:  # an API call or an asset: a line, not a page
             body = f"execlib: waiting for {self.backend.origin} ... ({reason})\n".encode()
             content_type = b"text/plain; charset=utf-8"
-        await _send_whole(scope, send, 502, body, content_type)
+        await send_whole(scope, send, 502, body, content_type)
 
     async def _send_bad_gateway(self, scope: Scope, send: Send, error: Exception) -> None:
         line = f"bad response from the backend {self.backend.origin}: {_one_line(error)}"
         logger.warning("%s %s: %s", scope["method"], scope["path"], line)
-        await _send_whole(scope, send, 502, f"execlib: {line}\n".encode(), b"text/plain; charset=utf-8")
+        await send_whole(scope, send, 502, f"execlib: {line}\n".encode(), b"text/plain; charset=utf-8")
 
 
 _DECIDING = frozenset({b"content-type", b"content-encoding", b"content-length"})
@@ -330,7 +330,8 @@ async def _body(receive: Receive, done: asyncio.Event) -> AsyncIterator[bytes]:
         done.set()
 
 
-async def _send_whole(scope: Scope, send: Send, status: int, body: bytes, content_type: bytes) -> None:
+async def send_whole(scope: Scope, send: Send, status: int, body: bytes, content_type: bytes) -> None:
+    """A whole answer execlib makes itself (not the backend's): never cached, no body for HEAD."""
     headers = [
         (b"content-type", content_type),
         (b"content-length", str(len(body)).encode()),
