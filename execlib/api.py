@@ -167,18 +167,15 @@ def _other_arg(name: str, value: Any) -> list[str]:
         return [] if value else ["--no-livereload"]
     if name == "reload":
         return [] if value is None else ["--reload" if value else "--no-reload"]
-    if name in ("open", "app_dir", "app", "headers", "mounts"):
-        if name == "open" and isinstance(value, str):
-            return [f"--open={value}"]  # the page to open (a URL path); "=" keeps it off ROOT's place
-        if name == "open":
-            return ["--open"] if value else []
-        if name == "app_dir":  # absolute: the child may run elsewhere
-            return [] if value is None else ["--app-dir", os.path.abspath(os.fspath(value))]
-        if name == "app":
-            return ["--app", str(value)]
-        if name == "headers":  # checked here: a list of pairs has no one-word form
-            return [word for header in normal_headers(value) for word in ("--header", header)]
-        # absolute: the child runs in another folder
+    if name == "open":  # a page to open (a URL path): "=" keeps it off ROOT's place
+        return [f"--open={value}"] if isinstance(value, str) else ["--open"] if value else []
+    if name == "app":
+        return ["--app", str(value)]
+    if name == "app_dir":  # absolute: the child may run elsewhere
+        return [] if value is None else ["--app-dir", os.path.abspath(os.fspath(value))]
+    if name == "headers":  # checked here: a list of pairs has no one-word form
+        return [word for header in normal_headers(value) for word in ("--header", header)]
+    if name == "mounts":  # absolute: the child runs in another folder
         return [word for prefix, folder in checked_mounts(value) for word in ("--mount", f"{prefix}={folder}")]
     raise TypeError(
         f"serve_background() got an unexpected option {name!r}; pass other 'execlib serve' options as extra_args=[...]"
