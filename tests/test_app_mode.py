@@ -286,3 +286,19 @@ def test_a_standby_is_not_used_once_packages_changed(tmp_path: Path, monkeypatch
         wait_until(lambda: version_of(server.url) == "version 2", 30, message="the new code")
         assert supervisor.standby_starts == 0 and worker_pids(server) != standby
         assert supervisor.live.workers[0].ready.result()["standby"] is False
+
+
+def test_start_in_thread_waits_for_the_apps_first_workers_beyond_its_timeout(tmp_path: Path) -> None:
+    # importing the app takes longer than start_in_thread's own timeout: the workers are waited for
+    # on top of it (bounded by app_startup_timeout), like a build on start
+    (tmp_path / "slowapp.py").write_text(
+        "import time\ntime.sleep(2)\n\nasync def app(scope, receive, send):\n    pass\n"
+    )
+    server = execlib.Server(app="slowapp:app", app_dir=tmp_path, port=0, static=False)
+    try:
+        server.start_in_thread(timeout=0.5)
+        assert server.app_mode.supervisor.live is not None and worker_pids(server)
+    finally:
+        server.shutdown()
+        assert server.wait(30)
+    wait_until(lambda: not children_running_workers(), 10, message="no worker left")

@@ -286,6 +286,7 @@ class Server(BlockingService):
         self._not_ready = 1  # what ready still waits for (see _serving_started)
         # its own lock: the watch set-up holds self._lock while the loop may count a part ready
         self._ready_count_lock = threading.Lock()
+        self._app_settled = threading.Event()  # app mode: the first generation answered or failed
         self._startup_built = threading.Event()
         self._finished = threading.Event()
         self._thread: threading.Thread | None = None
@@ -472,6 +473,7 @@ class Server(BlockingService):
         try:
             await app_mode.start()
         finally:
+            self._app_settled.set()
             self._part_ready()
 
     def _app_failed(self, error: BaseException) -> None:
@@ -504,7 +506,8 @@ class Server(BlockingService):
 
         Bind errors (PortInUseError) are raised here, in the caller's thread.
         ``timeout`` bounds the start-up itself; a ``build_on_start`` build is
-        waited for on top of it (bounded by ``build_timeout``).
+        waited for on top of it (bounded by ``build_timeout``), and so are app
+        mode's first workers (bounded by ``app_startup_timeout``).
         """
         self.bind()
         port = self._bound[1] if self._bound is not None else self.port
@@ -514,9 +517,13 @@ class Server(BlockingService):
     def _before_ready_wait(self) -> None:
         if self.build_on_start and self.controller.build_target is not None:
             self._startup_built.wait()  # set even when start() fails before or during the build
+        if self.app_mode is not None:
+            # the app's first workers are waited for on top of ``timeout``, as long as they may take
+            self._app_settled.wait(self.config.app_startup_timeout + 5)
 
     def _thread_ended(self) -> None:
         self._startup_built.set()  # never leave the caller waiting on a build that won't come
+        self._app_settled.set()
 
     def shutdown(self) -> None:
         """Stop serving: listeners first, then the backend. Safe from any thread, any number of times."""
