@@ -135,3 +135,44 @@ def test_the_start_line_names_the_app_and_an_app_error_keeps_serving_with_reload
     assert err.count("\n    SyntaxError: '(' was never closed") == 1, err  # the traceback, once in the terminal
     assert "the app runs again" in err
     assert os.path.exists(tmp_path / "lifespan.log")
+
+
+def test_execlib_start_runs_the_app_detached_without_serving_its_folder(tmp_path: Path) -> None:
+    write_fastapi_app(tmp_path)
+    started = subprocess.run(
+        execlib_cmd("start", "--app", "main:app", "--port", "0", "--no-config"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.startswith("Serving app main:app at http://127.0.0.1:")
+    url = started.stdout.split(" at ")[1].split()[0]
+    try:
+        pid = httpx.get(url + "pid", timeout=30).json()["pid"]
+        # no ROOT was given: the folder (the app's source) is not served in front of the app
+        assert httpx.get(url + "main.py", timeout=30).json() == {"detail": "Not Found"}
+    finally:
+        stopped = subprocess.run(execlib_cmd("stop"), cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert stopped.returncode == 0, stopped.stderr
+    wait_until(lambda: not alive(pid), 10, message="the worker to exit")
+
+
+def test_execlib_start_in_proxy_mode_serves_no_folder_either(tmp_path: Path) -> None:
+    (tmp_path / "secret.txt").write_text("not for the browser")
+    started = subprocess.run(
+        execlib_cmd("start", "--proxy", "http://127.0.0.1:9", "--proxy-timeout", "0", "--port", "0", "--no-config"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.startswith("Serving http://127.0.0.1:9 at ")
+    url = started.stdout.split(" at ")[1].split()[0]
+    try:
+        answer = httpx.get(url + "secret.txt", timeout=30)
+        assert answer.status_code == 502 and "not for the browser" not in answer.text  # the (absent) backend's
+    finally:
+        subprocess.run(execlib_cmd("stop"), cwd=tmp_path, capture_output=True, text=True, timeout=60)

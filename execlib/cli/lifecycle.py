@@ -11,6 +11,7 @@ import json
 import os
 import sys
 
+from ..config import ServerConfig
 from ..errors import ConfigError
 from ..lifecycle import precheck_port, print_notice, replace_servers, start_detached
 from ..process import RunFiles, already_running_error, running_server, status, stop
@@ -86,15 +87,26 @@ def run_start(args: argparse.Namespace) -> int:
     precheck_port(host, port, replace=args.replace)
     # here too: a bad certificate is said on this terminal, and the local CA is made once, before the child
     scheme = "https" if resolve_tls(config) is not None else "http"
-    serve_args = [root, "--host", host, "--port", str(port), *forwarded_serve_args(args.subparser, args)]
+    # proxy or app mode with no ROOT serves no folder: the child must not be given one (the current
+    # folder, the app's source among its files, would be served in front of the backend)
+    served = [root] if config.static else []
+    serve_args = [*served, "--host", host, "--port", str(port), *forwarded_serve_args(args.subparser, args)]
     password = config.ssl_keyfile_password
     env = {"EXECLIB_SSL_KEYFILE_PASSWORD": password} if password is not None else None
     pid, url = start_detached(
         serve_args, host=host, pid_path=files.pid, timeout=timeout, announce=print_notice, env=env, scheme=scheme
     )
-    print(f"Serving {root} at {url} (pid {pid})", flush=True)
+    print(f"Serving {_what_is_served(config, root)} at {url} (pid {pid})", flush=True)
     print(f"log: {files.log}; stop it with: {_stop_hint(args.pid_file, files)}", flush=True)
     return 0
+
+
+def _what_is_served(config: ServerConfig, root: str) -> str:
+    """ROOT, or the app or backend (with ROOT when its files are served in front of it)."""
+    front = f"app {config.app}" if config.app is not None else config.proxy
+    if front is None:
+        return root
+    return f"{front} (and {root})" if config.static else front
 
 
 def _stop_hint(pid_option: str | None, files: RunFiles) -> str:
