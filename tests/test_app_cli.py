@@ -176,3 +176,14 @@ def test_execlib_start_in_proxy_mode_serves_no_folder_either(tmp_path: Path) -> 
         assert answer.status_code == 502 and "not for the browser" not in answer.text  # the (absent) backend's
     finally:
         subprocess.run(execlib_cmd("stop"), cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+
+def test_a_root_holding_the_apps_source_is_warned_about(tmp_path: Path) -> None:
+    write_fastapi_app(tmp_path)
+    proc, url = start_cli("serve", ".", "--port", "0", "--no-config", "--app", "main:app", cwd=tmp_path)
+    try:
+        assert httpx.get(url + "main.py", timeout=30).status_code == 200  # asked for: ROOT is served first
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert "holds the app's folder" in err and "its Python files are served as files" in err

@@ -53,6 +53,14 @@ class AppMode:
             on_problem=self._problem,
             standby=self.reload,  # the next generation's workers wait ready to go (no reload: no next one)
         )
+        if config.static and _holds(os.fspath(config.root), self.target.app_dir):
+            # what the user asked for, but rarely what they meant: the source goes to any browser
+            logger.warning(
+                "ROOT %s holds the app's folder %s: its Python files are served as files; "
+                "serve a folder of static files as ROOT, or none",
+                os.fspath(config.root),
+                self.target.app_dir,
+            )
         # a request waits for a starting generation as long as it may take, and a little more
         self.front = AppFront(self.supervisor, inject=hub is not None, hold_timeout=config.app_startup_timeout + 5)
 
@@ -100,3 +108,8 @@ class AppMode:
             await self.hub.show_error(problem.title, problem.text)
         if not self.reload:
             self.on_fatal(AppError(problem.title, target_error=problem.target_error))
+
+
+def _holds(folder: str, inner: str) -> bool:
+    a, b = os.path.realpath(folder), os.path.realpath(inner)
+    return b == a or b.startswith(a + os.sep)
