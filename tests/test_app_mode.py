@@ -302,3 +302,14 @@ def test_start_in_thread_waits_for_the_apps_first_workers_beyond_its_timeout(tmp
         server.shutdown()
         assert server.wait(30)
     wait_until(lambda: not children_running_workers(), 10, message="no worker left")
+
+
+def test_an_app_printing_a_huge_line_is_served(tmp_path: Path, capfd) -> None:
+    # a line longer than the supervisor's reader takes must not stall the worker on a full pipe
+    write_wsgi_app(tmp_path)
+    wsgi = tmp_path / "wsgi_app.py"
+    save(wsgi, "print('x' * (3 << 20), flush=True)\nprint('after the long line', flush=True)\n" + wsgi.read_text())
+    with app_server(tmp_path, app="wsgi_app:app") as server:
+        assert httpx.get(server.url, timeout=30).text.startswith("wsgi says hello")
+    err = capfd.readouterr().err
+    assert "a line of the app's output was too long to show" in err and "after the long line" in err

@@ -47,6 +47,9 @@ logger = logging.getLogger("execlib.app")
 RESTART_BUDGET = 5
 RESTART_WINDOW_S = 60.0
 OUTPUT_TAIL_LINES = 20
+# Longest line of a worker's output echoed whole, and of its status messages.
+OUTPUT_LINE_LIMIT = 1 << 20
+STATUS_LINE_LIMIT = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -402,6 +405,7 @@ class Supervisor:
                 stdin=asyncio.subprocess.PIPE,  # the lifeline: closed when this process ends
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
+                limit=OUTPUT_LINE_LIMIT,
                 pass_fds=(generation.socks[index].fileno(), status_write),
                 env=env,
             )
@@ -418,7 +422,7 @@ class Supervisor:
 
     async def _read_status(self, worker: Worker, fd: int) -> None:
         loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
+        reader = asyncio.StreamReader(limit=STATUS_LINE_LIMIT)  # an error's traceback is one line of JSON
         transport, _ = await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
         )
@@ -444,7 +448,13 @@ class Supervisor:
     async def _echo_output(self, worker: Worker) -> None:
         stream = worker.process.stdout
         assert stream is not None
-        while line := await stream.readline():
+        while True:
+            try:
+                line = await stream.readline()
+            except ValueError:  # a line longer than the limit: dropped (the reader goes on), not a stalled worker
+                line = b"[execlib: a line of the app's output was too long to show]\n"
+            if not line:
+                break
             text = line.decode(errors="replace").rstrip("\n")
             worker.tail.append(text)
             print(text, file=sys.stderr, flush=True)  # the app's output, as it would show without execlib
