@@ -56,9 +56,10 @@ def test_a_plain_wsgi_callable_is_detected_and_served(tmp_path: Path) -> None:
         assert answer.text.startswith("wsgi says hello from ") and answer.text.endswith(" at /some/path")
 
 
-def test_a_code_change_restarts_once_and_lifespan_runs_once_per_generation(tmp_path: Path) -> None:
+@pytest.mark.parametrize("event_loop", ["auto", "asyncio"])  # uvloop when installed, and asyncio's own
+def test_a_code_change_restarts_once_and_lifespan_runs_once_per_generation(tmp_path: Path, event_loop: str) -> None:
     write_fastapi_app(tmp_path)
-    with app_server(tmp_path) as server:
+    with app_server(tmp_path, event_loop=event_loop) as server:
         first = worker_pids(server)
         assert lifespan_events(tmp_path) == [("startup", first[0])]
         write_fastapi_app(tmp_path, "version 2")
