@@ -107,17 +107,21 @@ class Generation:
         self.number = number
         self.socks: list[socket.socket] = []
         self.port = 0
+        reuse_port = getattr(socket, "SO_REUSEPORT", None)  # not on Windows: one shared socket there
         try:
-            for _ in range(workers):
+            for _ in range(workers if reuse_port is not None else 1):
                 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 self.socks.append(sock)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                if reuse_port is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, reuse_port, 1)
                 sock.bind(("127.0.0.1", self.port))
                 sock.listen(2048)
                 self.port = sock.getsockname()[1]
         except OSError:
             self.close()
             raise
+        while len(self.socks) < workers:
+            self.socks.append(self.socks[0])
         self.workers: list[Worker] = []
         self.started_at = time.monotonic()
         #: when requests began to come here, and when the first answer went back
@@ -139,7 +143,7 @@ class Generation:
         self.close()
 
     def close(self) -> None:
-        for sock in self.socks:
+        for sock in set(self.socks):
             sock.close()
 
 
