@@ -408,3 +408,25 @@ def test_a_command_that_is_not_a_string_is_ignored(demo: Server, records: Record
 
     run_async(run())
     assert len(records.about("command is not a string")) == 2
+
+
+def test_a_page_reporting_its_resources_again_costs_one_resolution_per_new_url(tmp_path: Path, monkeypatch) -> None:
+    # A 300-module page reports its whole list every 50 ms while it loads; each report must not
+    # resolve (stat) every URL again on the loop that serves the page's requests.
+    from execlib.server.livereload import Page, ReloadHub
+    from execlib.server.static import StaticSite
+
+    for i in range(50):
+        (tmp_path / f"m{i}.js").write_text("export {};\n")
+    hub = ReloadHub(StaticSite(str(tmp_path)).resolver)
+    resolved: list[str] = []
+    real = hub._file_for
+    monkeypatch.setattr(hub, "_file_for", lambda path: resolved.append(path) or real(path))
+    page = Page(websocket=None, peer="test")  # type: ignore[arg-type]
+    urls = [f"/m{i}.js" for i in range(50)]
+    for count in (10, 30, 50, 50):
+        hub._learn(page, {"url": "http://127.0.0.1/", "resources": [*urls[:count], "/missing.js"]})
+    assert page.resources == {f"m{i}.js" for i in range(50)}
+    # each file once; the missing one every time (it may appear), and the page's own URL once
+    assert sorted(p for p in resolved if p in urls) == sorted(urls)
+    assert resolved.count("/missing.js") == 4
