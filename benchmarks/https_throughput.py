@@ -17,13 +17,15 @@ table shows medians, so background load on a shared machine hits all rows alike.
 
 Browser: a page whose ``main.js`` imports 300 small ES modules, loaded in headless Chromium
 (Debian's ``/usr/bin/chromium`` through Playwright) from Hypercorn over TLS, once offering
-HTTP/1.1 only and once HTTP/2; each load is a fresh browser context (no cache, no open
-connection), alternated, median of ``--loads``. The time is the page's own ``performance.now()``
-when the last module has run, and the protocol is checked from the navigation entry. Each
-``--latency`` (ms, default ``0,20``) is a set of loads: 0 is loopback as it is; otherwise
-Chromium's own network emulation (DevTools ``Network.emulateNetworkConditions``) adds that
-latency to every request, as a phone on the LAN or a forwarded Codespaces port sees, without
-touching the machine's network (``tc netem`` would slow every other process on it too).
+HTTP/1.1 only and once HTTP/2, and, as the floor, from uvicorn over plain HTTP with no
+live-reload client (the browser's own work, whatever serves the page); each load is a fresh
+browser context (no cache, no open connection), alternated, median of ``--loads``. The time is
+the page's own ``performance.now()`` when the last module has run, and the protocol is checked
+from the navigation entry. Each ``--latency`` (ms, default ``0,20``) is a set of loads: 0 is
+loopback as it is; otherwise Chromium's own network emulation (DevTools
+``Network.emulateNetworkConditions``) adds that latency to every request, as a phone on the LAN
+or a forwarded Codespaces port sees, without touching the machine's network (``tc netem`` would
+slow every other process on it too).
 
 TLS files: a throwaway CA and a certificate for 127.0.0.1 made with trustme, served with
 ``--ssl-certfile``/``--ssl-keyfile``.
@@ -311,8 +313,15 @@ def main() -> int:
             make_module_site(modules, args.modules)
             h1_url = servers.enter_context(server(modules, tls, "--backend", "hypercorn"))
             h2_url = servers.enter_context(server(modules, tls, "--http2"))
+            # the floor: no TLS, the fastest server, no live-reload client (what the browser's own work costs)
+            floor_url = servers.enter_context(server(modules, None, "--no-livereload"))
             times = measure_browser(
-                {"hypercorn https HTTP/1.1": (h1_url, "http/1.1"), "hypercorn https h2": (h2_url, "h2")}, args
+                {
+                    "hypercorn https HTTP/1.1": (h1_url, "http/1.1"),
+                    "hypercorn https h2": (h2_url, "h2"),
+                    "uvicorn http, no client (floor)": (floor_url, "http/1.1"),
+                },
+                args,
             )
     if not args.no_static:
         print_static(rows, args)
