@@ -314,3 +314,20 @@ def test_an_app_printing_a_huge_line_is_served(tmp_path: Path, capfd) -> None:
         assert httpx.get(server.url, timeout=30).text.startswith("wsgi says hello")
     err = capfd.readouterr().err
     assert "a line of the app's output was too long to show" in err and "after the long line" in err
+
+
+def test_shutdown_while_the_first_workers_start_leaves_none(tmp_path: Path) -> None:
+    import threading
+
+    # the app takes 30 s to import (a model being loaded); shutdown comes long before
+    (tmp_path / "slowapp.py").write_text(
+        "import time\ntime.sleep(30)\n\nasync def app(scope, receive, send):\n    pass\n"
+    )
+    server = execlib.Server(app="slowapp:app", app_dir=tmp_path, port=0, static=False)
+    thread = threading.Thread(target=server.start, daemon=True)
+    thread.start()
+    wait_until(children_running_workers, 30, message="the worker to start")
+    server.shutdown()
+    thread.join(30)
+    assert not thread.is_alive()
+    wait_until(lambda: not children_running_workers(), 10, message="no worker left")

@@ -234,7 +234,10 @@ class Supervisor:
             while self._changed_at is not None and not self._stopping:
                 changed_at, self._changed_at = self._changed_at, None
                 generation = await self._start_generation()
-                if self._changed_at is not None and not self._stopping:
+                if self._stopping:
+                    await generation.stop(self.drain_timeout)
+                    return
+                if self._changed_at is not None:
                     # changed again while it started: its code may be stale, start one with the latest
                     await generation.stop(self.drain_timeout)
                     continue
@@ -254,7 +257,11 @@ class Supervisor:
             except BaseException:
                 await generation.stop(0)
                 raise
-        await self._wait_ready(generation)
+        try:
+            await self._wait_ready(generation)
+        except BaseException:  # cancelled by shutdown() while it started: none of it may be left running
+            await asyncio.shield(generation.stop(0))
+            raise
         return generation
 
     async def _take_standby(self) -> Generation | None:
