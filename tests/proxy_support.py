@@ -60,6 +60,23 @@ def _page_routes(state: BackendState) -> list[Route]:
         body = zlib.compress(PAGE.format(msg="deflated", head="").encode())
         return Response(body, media_type="text/html", headers={"content-encoding": "deflate"})
 
+    async def brotli_page(request: Request) -> Response:
+        import brotli
+
+        body = brotli.compress(PAGE.format(msg="brotli", head="").encode())
+        return Response(body, media_type="text/html", headers={"content-encoding": "br"})
+
+    async def brotli_streamed(request: Request) -> Response:
+        import brotli
+
+        body = brotli.compress(PAGE.format(msg="brotli streamed", head="").encode() * 50)
+
+        async def pieces() -> Any:  # compressed bytes in small pieces, with no length: decoded on the fly
+            for start in range(0, len(body), 97):
+                yield body[start : start + 97]
+
+        return StreamingResponse(pieces(), media_type="text/html", headers={"content-encoding": "br"})
+
     async def bad_gzip(request: Request) -> Response:
         return Response(b"not gzip at all", media_type="text/html", headers={"content-encoding": "gzip"})
 
@@ -77,6 +94,8 @@ def _page_routes(state: BackendState) -> list[Route]:
         Route("/page", page),
         Route("/gzip", gzipped),
         Route("/deflate", deflated),
+        Route("/br", brotli_page),
+        Route("/br-stream", brotli_streamed),
         Route("/bad-gzip", bad_gzip),
         Route("/stream", streamed),
     ]

@@ -50,16 +50,27 @@ def test_plain_html_gets_the_client(backend: Backend, proxy, client: httpx.Clien
     assert int(response.headers["content-length"]) == len(response.content)
 
 
-@pytest.mark.parametrize("path", ["gzip", "deflate"])
+@pytest.mark.parametrize("path", ["gzip", "deflate", "br"])
 def test_compressed_html_is_decoded_and_injected(backend: Backend, proxy, path: str) -> None:
     server = proxy(backend.url)
     with httpx.Client(timeout=10) as plain:
-        response = plain.get(server.url + path, headers={"accept-encoding": "gzip, deflate"})
+        response = plain.get(server.url + path, headers={"accept-encoding": "gzip, deflate, br"})
     assert response.status_code == 200
     assert "content-encoding" not in response.headers
-    assert f"<p id='msg'>{ {'gzip': 'gzipped', 'deflate': 'deflated'}[path] }</p>" in response.text
+    assert f"<p id='msg'>{ {'gzip': 'gzipped', 'deflate': 'deflated', 'br': 'brotli'}[path] }</p>" in response.text
     assert SCRIPT_TAG.decode() + "</body>" in response.text
     assert int(response.headers["content-length"]) == len(response.content)
+
+
+def test_streamed_brotli_html_is_decoded_and_injected_on_the_fly(backend: Backend, proxy) -> None:
+    server = proxy(backend.url)
+    with httpx.Client(timeout=10) as plain:
+        response = plain.get(server.url + "br-stream", headers={"accept-encoding": "br"})
+    assert response.status_code == 200 and "content-encoding" not in response.headers
+    assert "content-length" not in response.headers  # streamed: injected as it came
+    assert response.text.count("<p id='msg'>brotli streamed</p>") == 50
+    # once, before the first </body> the stream shows (the body is 50 copies of a page)
+    assert response.text.count(SCRIPT_TAG.decode()) == 1 and SCRIPT_TAG.decode() + "</body>" in response.text
 
 
 def test_streamed_html_is_injected_on_the_fly(backend: Backend, proxy) -> None:

@@ -65,9 +65,19 @@ def decoder_for(encoding: str) -> Decoder:
         return _Deflate()
     if encoding == "br":
         brotli: Any = importlib.import_module("brotli")  # optional: found by supported_encodings()
-        decoder: Decoder = brotli.Decompressor()
-        return decoder
+        return _Brotli(brotli.Decompressor())
     return _Identity()
+
+
+class _Brotli:
+    """The ``brotli`` package's streaming decoder, whose method is ``process`` (brotlicffi's:
+    ``decompress``)."""
+
+    def __init__(self, decompressor: Any) -> None:
+        self._step = getattr(decompressor, "process", None) or decompressor.decompress
+
+    def decompress(self, data: bytes) -> bytes:
+        return bytes(self._step(data))
 
 
 def inject_whole(html: bytes, tag: bytes) -> bytes:
