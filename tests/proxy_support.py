@@ -249,9 +249,12 @@ def free_port() -> int:
 
 
 class GarbageBackend:
-    """Accepts connections and answers each with bytes that are not HTTP."""
+    """Accepts connections and answers each with bytes that are not HTTP (``reply``; empty: it hangs
+    up without answering), keeping each request's first line in ``requests``."""
 
-    def __init__(self) -> None:
+    def __init__(self, reply: bytes = b"SPEAKING NONSENSE \x00\x01\x02\r\n\r\n") -> None:
+        self.reply = reply
+        self.requests: list[bytes] = []
         self.sock = socket.socket()
         self.sock.bind((HOST, 0))
         self.sock.listen(16)
@@ -271,8 +274,11 @@ class GarbageBackend:
                 return
             with conn:
                 try:
-                    conn.recv(65536)
-                    conn.sendall(b"SPEAKING NONSENSE \x00\x01\x02\r\n\r\n")
+                    request = conn.recv(65536)
+                    if request:  # not the proxy's probe at start (a connection opened and closed)
+                        self.requests.append(request.split(b"\r\n", 1)[0])
+                    if self.reply:
+                        conn.sendall(self.reply)
                 except OSError:
                     pass
 

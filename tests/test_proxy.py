@@ -384,3 +384,18 @@ def test_proxy_behind_https(backend: Backend, proxy, tmp_path: Path, monkeypatch
         assert redirect.status_code == 302 and redirect.headers["location"] == server.url + "target?x=1"
         forwarded = dict(secure.get(server.url + "headers").json()["headers"])
         assert forwarded["x-forwarded-proto"] == "https"
+
+
+def test_only_idempotent_requests_are_sent_again_when_the_backend_hangs_up(proxy, client) -> None:
+    # The backend may have acted on a POST before its connection broke: sending it again could do
+    # it twice (an order placed twice). A GET may be sent again.
+    hangs_up = GarbageBackend(reply=b"")
+    try:
+        server = proxy(hangs_up.url)
+        assert client.post(server.url + "orders?item=1").status_code == 502
+        assert hangs_up.requests == [b"POST /orders?item=1 HTTP/1.1"]
+        hangs_up.requests.clear()
+        assert client.get(server.url + "orders").status_code == 502
+        assert hangs_up.requests == [b"GET /orders HTTP/1.1"] * 2
+    finally:
+        hangs_up.close()

@@ -46,6 +46,8 @@ logger = logging.getLogger("execlib.proxy")
 # An HTML page up to this size (as sent) is read whole, injected and sent with its length; a
 # larger one is injected on the fly and sent without one.
 WHOLE_HTML_BYTES = 8 << 20
+# Methods a request may be sent again with (RFC 9110, 9.2.2), when its connection broke unanswered.
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 # Pauses between connection attempts to a backend that refuses them: short at first (a reloader
 # restarts in well under a second), then no more than this.
 FIRST_RETRY = 0.05
@@ -173,12 +175,15 @@ class ProxyApp:
     ) -> tuple[httpcore.Response, Connection]:
         """The backend's response (headers read, body not yet), connecting again while it refuses.
 
-        A request without a body is sent once more when its connection broke before any answer:
-        a kept-alive connection to a backend that has since restarted fails that way.
+        An idempotent request without a body is sent once more when its connection broke before
+        any answer: a kept-alive connection to a backend that has since restarted fails that way.
         """
         deadline = time.monotonic() + self.timeout
         pause = FIRST_RETRY
-        resent = content is not None  # a body already read from the client cannot be sent again
+        # A body already read from the client cannot be sent again, and a method that is not
+        # idempotent (POST, PATCH) must not be: the backend may have acted on it before the
+        # connection broke, and a second time would do it twice.
+        resent = content is not None or method not in IDEMPOTENT
         while True:
             left = max(deadline - time.monotonic(), 0.01)
             try:
