@@ -17,7 +17,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..proxy.backend import Backend
-from ..proxy.forward import ProxyApp, send_whole
+from ..proxy.forward import ProxyApp, send_whole, wants_html
 from ..proxy.headers import script_tag
 from .supervisor import AppProblem, Generation, Supervisor
 
@@ -118,8 +118,7 @@ class AppFront:
             return
         if scope["type"] != "http":
             return
-        accept = next((value for name, value in scope.get("headers", []) if name == b"accept"), b"")
-        if b"text/html" in accept:
+        if wants_html(scope):
             body = problem_page(problem, script_tag(None) if self.inject else b"")
             content_type = b"text/html; charset=utf-8"
         else:

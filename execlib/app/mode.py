@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AppError
+from ..server.watching import shown_names, site_relative
 from .front import AppFront
 from .supervisor import AppProblem, Generation, Supervisor
 from .target import AppTarget
@@ -53,7 +54,7 @@ class AppMode:
             on_problem=self._problem,
             standby=self.reload,  # the next generation's workers wait ready to go (no reload: no next one)
         )
-        if config.static and _holds(os.fspath(config.root), self.target.app_dir):
+        if config.static and site_relative(os.fspath(config.root), self.target.app_dir) is not None:
             # what the user asked for, but rarely what they meant: the source goes to any browser
             logger.warning(
                 "ROOT %s holds the app's folder %s: its Python files are served as files; "
@@ -73,15 +74,12 @@ class AppMode:
         """Start the first generation. A problem with the command (no such module) ends serving;
         with reload on, the app's own errors are shown in the pages until a change fixes them."""
         problem = await self.supervisor.start()
-        if problem is None:
-            return
-        if problem.target_error or not self.reload:
-            self.on_fatal(AppError(problem.title, target_error=problem.target_error))
+        if problem is not None and problem.target_error and self.reload:  # without reload: _problem said it
+            self.on_fatal(AppError(problem.title, target_error=True))
 
     async def files_changed(self, events: list[Any]) -> None:
-        names = sorted({os.path.relpath(getattr(e, "path", str(e)), self.folder) for e in events})
-        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-        logger.info("%s changed; restarting the app", shown)
+        names = sorted(os.path.relpath(getattr(e, "path", str(e)), self.folder) for e in events)
+        logger.info("%s changed; restarting the app", shown_names(names))
         self.supervisor.restart_workers()
 
     async def aclose(self) -> None:
@@ -108,8 +106,3 @@ class AppMode:
             await self.hub.show_error(problem.title, problem.text)
         if not self.reload:
             self.on_fatal(AppError(problem.title, target_error=problem.target_error))
-
-
-def _holds(folder: str, inner: str) -> bool:
-    a, b = os.path.realpath(folder), os.path.realpath(inner)
-    return b == a or b.startswith(a + os.sep)

@@ -33,6 +33,7 @@ import signal
 import socket
 import sys
 import sysconfig
+import textwrap
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
@@ -329,7 +330,7 @@ class Supervisor:
         if problem is not None:
             await generation.stop(self.drain_timeout)
             self.live, self.problem = None, problem
-            logger.error("%s\n%s", problem.title, _indent(problem.text))
+            logger.error("%s\n%s", problem.title, textwrap.indent(problem.text, "    "))
             if self.on_problem is not None:
                 await self.on_problem(problem)  # shown in the pages before any held request gets it
             self.settled.set()  # held requests get the problem page now
@@ -524,7 +525,7 @@ class Supervisor:
             return
         self.live, self.problem = None, problem
         await generation.stop(self.drain_timeout)
-        logger.error("%s\n%s", problem.title, _indent(problem.text))
+        logger.error("%s\n%s", problem.title, textwrap.indent(problem.text, "    "))
         if self.on_problem is not None:
             await self.on_problem(problem)
         await self._prepare_standby()
@@ -574,10 +575,6 @@ def _status(code: int) -> str:
     if code == EXIT_LOAD_FAILED:
         return f"{code} (the app failed to load)"
     return str(code)
-
-
-def _indent(text: str) -> str:
-    return "\n".join("    " + line for line in text.splitlines())
 
 
 def _workers_line(generation: Generation) -> str:

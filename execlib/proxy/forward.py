@@ -279,8 +279,7 @@ class ProxyApp:
     # -- when the backend does not answer -------------------------------------------------------
 
     async def _send_waiting(self, scope: Scope, send: Send, reason: str) -> None:
-        accept = next((value for name, value in scope.get("headers", []) if name == b"accept"), b"")
-        if b"text/html" in accept:
+        if wants_html(scope):
             body = waiting_page(self.backend.origin, reason, script_tag(None) if self.inject else b"")
             content_type = b"text/html; charset=utf-8"
         else:  # an API call or an asset: a line, not a page
@@ -333,6 +332,12 @@ async def _body(receive: Receive, done: asyncio.Event) -> AsyncIterator[bytes]:
                 return
     finally:
         done.set()
+
+
+def wants_html(scope: Scope) -> bool:
+    """Whether the request takes a page (a browser's navigation), not only a line (an API call, an asset)."""
+    accept = next((value for name, value in scope.get("headers", []) if name == b"accept"), b"")
+    return b"text/html" in accept
 
 
 async def send_whole(scope: Scope, send: Send, status: int, body: bytes, content_type: bytes) -> None:

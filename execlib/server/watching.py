@@ -357,7 +357,10 @@ def build_reload_listener(
     app_folder = app_code[0] if app_code is not None else None
 
     def site_ignores(folder: str) -> tuple[str, ...]:
-        if app_folder is not None and _overlap(folder, app_folder):
+        if app_folder is None:
+            return tuple(ignore)
+        # one folder holding the other: the app's code may be among this route's files
+        if site_relative(folder, app_folder) is not None or site_relative(app_folder, folder) is not None:
             return (*ignore, "*.py")
         return tuple(ignore)
 
@@ -384,12 +387,6 @@ def build_reload_listener(
             path, controller.sources_changed, glob="**/*", ignore=own, debounce=SOURCES_DEBOUNCE_MS, net=True, **common
         )
     return router.get_listener(poll=poll)
-
-
-def _overlap(folder: str, other: str) -> bool:
-    """Whether one folder holds the other (or they are the same)."""
-    a, b = os.path.realpath(folder), os.path.realpath(other)
-    return a == b or a.startswith(b + os.sep) or b.startswith(a + os.sep)
 
 
 def _changed_at(st: os.stat_result) -> float:
