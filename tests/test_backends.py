@@ -267,7 +267,11 @@ def test_a_connection_hypercorn_fails_on_is_one_warning_line(
     with Server(site, port=0, backend="hypercorn") as server:
         with socket.create_connection(server.bound_addr, timeout=10) as sock:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert sock.recv(100) == b""  # closed
+            try:
+                answer = sock.recv(100)
+            except ConnectionResetError:  # closed with our request unread: the kernel resets instead
+                answer = b""
+            assert answer == b""  # closed, with no answer
         wait_until(lambda: any("closed a connection" in r.getMessage() for r in caplog.records), 5)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert "closed a connection: RuntimeError: Stream 363 is in a priority loop." in warnings
