@@ -430,3 +430,21 @@ def test_a_page_reporting_its_resources_again_costs_one_resolution_per_new_url(t
     # each file once; the missing one every time (it may appear), and the page's own URL once
     assert sorted(p for p in resolved if p in urls) == sorted(urls)
     assert resolved.count("/missing.js") == 4
+
+
+def test_a_page_is_published_only_once_its_resources_are_known(tmp_path: Path, monkeypatch) -> None:
+    # Another thread (a tool, a test) that sees a page's URL may delete a stylesheet at once; had the
+    # name not been resolved yet, it would not resolve any more and the deletion would miss the page.
+    from execlib.server.livereload import Page, ReloadHub
+    from execlib.server.static import StaticSite
+
+    (tmp_path / "index.html").write_text("<p>page</p>")
+    (tmp_path / "style.css").write_text("p {}")
+    hub = ReloadHub(StaticSite(str(tmp_path)).resolver)
+    page = Page(websocket=None, peer="test")  # type: ignore[arg-type]
+    url_when_resolving: list[str | None] = []
+    real = hub._files_for
+    monkeypatch.setattr(hub, "_files_for", lambda p, r: url_when_resolving.append(p.url) or real(p, r))
+    hub._learn(page, {"url": "http://127.0.0.1/", "resources": ["/style.css"]})
+    assert url_when_resolving == [None]  # resolved before the URL went up
+    assert page.url == "http://127.0.0.1/" and page.resources == {"style.css"}

@@ -239,6 +239,9 @@ class ReloadHub:
 
     def _learn(self, page: Page, data: dict[str, Any]) -> None:
         url = data.get("url")
+        resources = data.get("resources")
+        if isinstance(resources, list):
+            page.resources = frozenset(self._files_for(page, resources[:5000]))
         if isinstance(url, str) and url != page.url:
             path = urlsplit(url).path or "/"
             if len(path) > MAX_TARGET_BYTES:
@@ -249,11 +252,9 @@ class ReloadHub:
                 page.page_file, page.wanted = self._page_files(path)
                 page.listing = self._listing_for(path) if page.page_file is None else None
             # Set last: another thread that sees a page's URL (a test, a tool reading hub.pages)
-            # then sees the file it shows too.
+            # then sees the file it shows and the files it uses too. A stylesheet deleted just after
+            # the page was seen was once missed: its name was not yet resolved, and then not found.
             page.url = url
-        resources = data.get("resources")
-        if isinstance(resources, list):
-            page.resources = frozenset(self._files_for(page, resources[:5000]))
 
     def _files_for(self, page: Page, resources: list[object]) -> set[str]:
         """The file names of a page's resources; each URL is resolved once per page (the rest of the
