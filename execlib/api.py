@@ -173,6 +173,8 @@ def _other_arg(name: str, value: Any) -> list[str]:
         return ["--app", str(value)]
     if name == "app_dir":  # absolute: the child may run elsewhere
         return [] if value is None else ["--app-dir", os.path.abspath(os.fspath(value))]
+    if name == "reload_dirs":  # checked (absolute) by the app branch of serve_background()
+        return [word for folder in value for word in ("--reload-dir", folder)]
     if name == "headers":  # checked here: a list of pairs has no one-word form
         return [word for header in normal_headers(value) for word in ("--header", header)]
     if name == "mounts":  # absolute: the child runs in another folder
@@ -210,7 +212,13 @@ def serve_background(
     config = load_config({"root": root, "host": host, "port": port, **checked}, use_files=False).config
     if config.app is not None:
         # as checked: an app object is named by its import string, a file path made absolute
-        server_options = {**server_options, "app": config.app, "app_dir": config.app_dir, "reload": config.reload}
+        server_options = {
+            **server_options,
+            "app": config.app,
+            "app_dir": config.app_dir,
+            "reload": config.reload,
+            "reload_dirs": config.reload_dirs,
+        }
         server_options.pop("static", None)
     args = _serve_args(server_options)  # an unknown option is a TypeError before anything else
     resolved_host, resolved_port = config.host, config.port

@@ -143,6 +143,9 @@ class ServerConfig:
     #: restart the workers when the app's Python files change; None: on for an import string,
     #: off for an app object (serve(app))
     reload: bool | None = None
+    #: more folders whose Python files are the app's code (editable sibling packages); kept as a
+    #: tuple of absolute paths once checked
+    reload_dirs: Iterable[str | os.PathLike[str]] | str = ()
     workers: int = 1
     interface: str = "auto"
     app_startup_timeout: float = 30.0
@@ -422,6 +425,7 @@ FILE_OPTIONS: dict[str, str] = {
     "app_dir": "path",
     "factory": "bool",
     "reload": "bool",
+    "reload_dirs": "paths",
     "workers": "int",
     "interface": "str",
     "app_startup_timeout": "float",

@@ -57,6 +57,9 @@ def test_an_app_that_cannot_be_found_is_one_line_and_exit_2(tmp_path: Path, app:
         (["--app", "main:app", "--workers", "0"], "--workers 0 must be an int from 1 to 64"),
         (["--app", "main:app", "--app-dir", "nowhere"], "folder not found: nowhere"),
         (["--reload"], "needs app mode"),
+        (["--reload-dir", "."], "needs app mode"),
+        (["--app", "main:app", "--reload-dir", "nowhere"], "--reload-dir nowhere folder not found: nowhere"),
+        (["--app", "main:app", "--no-reload", "--reload-dir", "."], "needs reload on"),
     ],
 )
 def test_bad_app_options_are_one_line_and_exit_2(tmp_path: Path, args: list[str], expected: str) -> None:

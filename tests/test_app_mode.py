@@ -273,6 +273,36 @@ def test_restarts_start_from_a_standby_that_never_preloads_the_apps_own_modules(
         assert supervisor.live.workers[0].ready.result()["standby"] is True
 
 
+def test_a_change_under_a_reload_folder_restarts_the_app(tmp_path: Path) -> None:
+    # an editable package beside the app: importable (here through sys.path), outside the app's folder
+    app_dir, lib = tmp_path / "app", tmp_path / "lib"
+    write_fastapi_app(app_dir)
+    lib.mkdir()
+    save(lib / "shared.py", "TEXT = 'shared one'\n")
+    main = app_dir / "main.py"
+    code = f"\nimport sys\nsys.path.insert(0, {str(lib)!r})\nimport shared\n\n\n@app.get('/shared')\n"
+    save(main, main.read_text() + code + "def shared_text():\n    return shared.TEXT\n")
+    with app_server(app_dir, reload_dirs=[lib]) as server:
+        assert server.app_mode is not None and set(server.app_mode.folders) == {str(app_dir), str(lib)}
+        assert httpx.get(server.url + "shared", timeout=30).json() == "shared one"
+        save(lib / "shared.py", "TEXT = 'shared two'\n")
+        wait_until(lambda: httpx.get(server.url + "shared", timeout=30).json() == "shared two", 30)
+        assert server.app_mode.supervisor.live.number == 2  # one restart
+
+
+def test_a_reload_folder_is_never_preloaded_even_among_the_libraries() -> None:
+    # a package being worked on may lie in site-packages: its old code must not wait in a standby
+    import json
+    import os
+
+    from execlib.app.worker import preloadable_modules
+
+    everything = preloadable_modules([])
+    assert "json" in everything and "json.decoder" in everything and "os" in everything
+    without_json = preloadable_modules([os.path.dirname(json.__file__)])
+    assert "json" not in without_json and "json.decoder" not in without_json and "os" in without_json
+
+
 def test_a_standby_is_not_used_once_packages_changed(tmp_path: Path, monkeypatch) -> None:
     from execlib.app import supervisor as supervisor_module
 

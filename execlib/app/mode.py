@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AppError
-from ..server.watching import shown_names, site_relative
+from ..listener import top_roots
+from ..server.watching import shown_names, shown_path, site_relative
 from .front import AppFront
 from .supervisor import AppProblem, Generation, Supervisor
 from .target import AppTarget
@@ -43,6 +44,10 @@ class AppMode:
             config.app, os.fspath(config.app_dir), factory=config.factory, interface=config.interface
         )
         self.reload = bool(config.reload)
+        #: the folders whose Python files are the app's code (watched with reload): its own, and the
+        #: reload folders (editable packages beside it), none inside another
+        code_dirs = tuple(os.fspath(folder) for folder in config.reload_dirs)  # absolute, once checked
+        self.folders = tuple(top_roots([self.target.app_dir, *code_dirs]))
         self.hub = hub
         self.on_fatal = on_fatal
         self.supervisor = Supervisor(
@@ -53,6 +58,7 @@ class AppMode:
             on_live=self._live,
             on_problem=self._problem,
             standby=self.reload,  # the next generation's workers wait ready to go (no reload: no next one)
+            code_dirs=code_dirs,
         )
         if config.static and site_relative(os.fspath(config.root), self.target.app_dir) is not None:
             # what the user asked for, but rarely what they meant: the source goes to any browser
@@ -65,11 +71,6 @@ class AppMode:
         # a request waits for a starting generation as long as it may take, and a little more
         self.front = AppFront(self.supervisor, inject=hub is not None, hold_timeout=config.app_startup_timeout + 5)
 
-    @property
-    def folder(self) -> str:
-        """The folder whose Python files are the app's code (watched with ``--reload``)."""
-        return self.target.app_dir
-
     async def start(self) -> None:
         """Start the first generation. A problem with the command (no such module) ends serving;
         with reload on, the app's own errors are shown in the pages until a change fixes them."""
@@ -78,9 +79,14 @@ class AppMode:
             self.on_fatal(AppError(problem.title, target_error=True))
 
     async def files_changed(self, events: list[Any]) -> None:
-        names = sorted(os.path.relpath(getattr(e, "path", str(e)), self.folder) for e in events)
+        names = sorted(self._shown(getattr(e, "path", str(e))) for e in events)
         logger.info("%s changed; restarting the app", shown_names(names))
         self.supervisor.restart_workers()
+
+    def _shown(self, path: str) -> str:
+        """A changed file as the change line names it: under the app's folder, from there."""
+        inside = site_relative(self.target.app_dir, path)
+        return inside if inside is not None else shown_path(path)
 
     async def aclose(self) -> None:
         await self.supervisor.shutdown()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
@@ -15,10 +16,15 @@ if TYPE_CHECKING:
 def check_app_options(config: ServerConfig) -> dict[str, Any]:
     """The normalised values of the app options (to set on the frozen config)."""
     app = config.app
+    reload_dirs = _reload_dirs(config.reload_dirs)
     if app is None:
         if config.reload is True:
             raise ConfigError("needs app mode: pass app='module:attribute' (--app)", option="reload", value=True)
-        return {}
+        if reload_dirs:
+            raise ConfigError(
+                "needs app mode: pass app='module:attribute' (--app)", option="reload_dirs", value=reload_dirs[0]
+            )
+        return {"reload_dirs": ()}
     if config.proxy is not None:
         raise ConfigError("cannot be combined with proxy=: app mode runs the backend itself", option="app", value=app)
     interface = check_interface(config.interface)
@@ -36,10 +42,13 @@ def check_app_options(config: ServerConfig) -> dict[str, Any]:
                 raise ConfigError(f"file not found: {path}", option="app", value=app)
             text = f"{path}:{text.rpartition(':')[2]}"
             app_dir = app_dir or os.path.dirname(path)
+        reload = True if reload is None else reload
+        _check_reload_dirs(reload_dirs, reload)
         return {
             "app": text,
             "app_dir": app_dir or os.getcwd(),
-            "reload": True if reload is None else reload,
+            "reload": reload,
+            "reload_dirs": reload_dirs,
             "interface": interface,
         }
     if not callable(app):
@@ -51,11 +60,13 @@ def check_app_options(config: ServerConfig) -> dict[str, Any]:
             option="app",
             value=app,
         )
+    _check_reload_dirs(reload_dirs, False)
     target = target_of_object(app, factory=config.factory, interface=interface)
     return {
         "app": target.import_string,
         "app_dir": app_dir or target.app_dir,
         "reload": False,
+        "reload_dirs": (),
         "interface": interface,
     }
 
@@ -77,3 +88,26 @@ def _app_dir(app_dir: object) -> str | None:
     if not os.path.isdir(app_dir):
         raise ConfigError(f"folder not found: {os.fspath(app_dir)}", option="app_dir", value=os.fspath(app_dir))
     return os.path.abspath(app_dir)
+
+
+def _reload_dirs(value: object) -> tuple[str, ...]:
+    """The folders of ``reload_dirs`` (one path or a list of them), absolute."""
+    if isinstance(value, (str, os.PathLike)):
+        value = [value]  # one folder; iterating a string would name each of its letters
+    elif isinstance(value, bytes) or not isinstance(value, Iterable):
+        raise ConfigError("must be a folder or a list of folders", option="reload_dirs", value=value)
+    folders: list[str] = []
+    for folder in value:
+        if not isinstance(folder, (str, os.PathLike)):
+            raise ConfigError("must be a folder or a list of folders", option="reload_dirs", value=folder)
+        if not os.path.isdir(folder):
+            raise ConfigError(f"folder not found: {os.fspath(folder)}", option="reload_dirs", value=os.fspath(folder))
+        folders.append(os.path.abspath(folder))
+    return tuple(folders)
+
+
+def _check_reload_dirs(reload_dirs: tuple[str, ...], reload: bool) -> None:
+    if reload_dirs and not reload:
+        raise ConfigError(
+            "needs reload on: with reload off no folder is watched for code", option="reload_dirs", value=reload_dirs[0]
+        )

@@ -168,8 +168,11 @@ class Supervisor:
         budget: int = RESTART_BUDGET,
         window: float = RESTART_WINDOW_S,
         standby: bool = False,
+        code_dirs: tuple[str, ...] = (),
     ) -> None:
         self.target = target
+        #: folders besides the app's own whose modules are the app's code: never preloaded
+        self.code_dirs = code_dirs
         self.worker_count = workers
         self.startup_timeout = startup_timeout
         self.drain_timeout = drain_timeout
@@ -400,6 +403,7 @@ class Supervisor:
         orders: dict[str, Any] = {
             "import_string": self.target.import_string,
             "app_dir": self.target.app_dir,
+            "code_dirs": list(self.code_dirs),
             "factory": self.target.factory,
             "interface": self.target.interface,
             "fd": generation.socks[index].fileno(),

@@ -146,7 +146,8 @@ def serve(orders: dict[str, Any], status: StatusPipe, started: float) -> int:
                     import_ms=(loaded - started) * 1000,
                     standby=bool(orders.get("standby")),
                 )
-                status.send(event="modules", modules=preloadable_modules(target.app_dir))
+                code = [target.app_dir, *orders.get("code_dirs", [])]
+                status.send(event="modules", modules=preloadable_modules(code))
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
@@ -216,19 +217,20 @@ def _app_traceback(error: BaseException) -> str:
     return head + "".join(lines) + "".join(traceback.format_exception_only(type(error), error))
 
 
-def preloadable_modules(app_dir: str) -> list[str]:
+def preloadable_modules(code_dirs: list[str]) -> list[str]:
     """The loaded modules a standby worker may import ahead: those of the installation's library
-    folders (the standard library, site-packages), never the app's own nor an editable install's."""
+    folders (the standard library, site-packages), never the app's own (``code_dirs``: its folder
+    and the reload folders, which may lie in site-packages) nor an editable install's."""
     libraries = {os.path.realpath(path) for key, path in sysconfig.get_paths().items() if "lib" in key}
     libraries |= {os.path.realpath(os.path.dirname(os.__file__))}
-    own = os.path.realpath(app_dir)
+    own = [os.path.realpath(folder) + os.sep for folder in code_dirs]
     names = []
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
         if not isinstance(path, str) or name.startswith("__"):
             continue
         path = os.path.realpath(path)
-        if path.startswith(own + os.sep):
+        if any(path.startswith(folder) for folder in own):
             continue
         if any(path.startswith(folder + os.sep) for folder in libraries):
             names.append(name)

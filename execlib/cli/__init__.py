@@ -151,6 +151,14 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="restart the app when its Python files change (on by default in app mode)",
     )
+    app.add_argument(
+        "--reload-dir",
+        dest="reload_dirs",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="also restart the app when Python files under DIR change (a package beside it; repeatable)",
+    )
     app.add_argument("--workers", type=int, default=None, metavar="N", help="run N worker processes (1)")
     app.add_argument(
         "--interface", choices=("auto", "asgi", "wsgi"), default=None, help="the app's interface (auto: detected)"
@@ -433,7 +441,7 @@ def build_quoting_hint(command: str, words: Sequence[str]) -> str:
 
 
 #: options whose flag is not "--" + the option's name
-OPTION_FLAGS = {"headers": "--header", "mounts": "--mount", "event_loop": "--loop"}
+OPTION_FLAGS = {"headers": "--header", "mounts": "--mount", "event_loop": "--loop", "reload_dirs": "--reload-dir"}
 
 
 def _flag(option: str) -> str:

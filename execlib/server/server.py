@@ -104,8 +104,8 @@ class Server(BlockingService):
     and ``url`` starts with ``https://`` (docs/https.rst).
 
     ``app`` (``"module:attribute"``) serves the user's ASGI or WSGI app from supervised worker
-    processes (``workers``), restarted when its Python files change (``reload``); what ROOT and
-    the mounts have no file for goes to it (docs/app.rst).
+    processes (``workers``), restarted when its Python files change (``reload``), or those
+    under ``reload_dirs``; what ROOT and the mounts have no file for goes to it (docs/app.rst).
     """
 
     _log = logger
@@ -154,6 +154,7 @@ class Server(BlockingService):
         app_dir: str | os.PathLike[str] | None = None,
         factory: bool = False,
         reload: bool | None = None,
+        reload_dirs: Iterable[str | os.PathLike[str]] | str = (),
         workers: int = 1,
         interface: str = "auto",
         app_startup_timeout: float = 30.0,
@@ -432,7 +433,7 @@ class Server(BlockingService):
                     delay_ms=self.delay,
                     poll=self.poll,
                     gitignore=self.gitignore,
-                    app_code=(app.folder, app.files_changed) if app is not None else None,
+                    app_code=(app.folders, app.files_changed) if app is not None else None,
                 )
             )
         self._start_listeners(loop)

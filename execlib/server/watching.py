@@ -338,13 +338,13 @@ def build_reload_listener(
     delay_ms: float = 0,
     poll: bool = False,
     gitignore: bool = False,
-    app_code: tuple[str, Callable[[list[Any]], Awaitable[None]]] | None = None,
+    app_code: tuple[Sequence[str], Callable[[list[Any]], Awaitable[None]]] | None = None,
 ) -> Any:
     """A listener whose router sends the site's changes to ``controller``'s gate, and source changes to its build.
 
-    ``app_code`` (app mode with reload: the app's folder and what to call) gets each save of the
-    app's Python files; the other routes then leave ``.py`` files of that folder alone, so a code
-    change reloads pages once, when the new workers answer, not also at once.
+    ``app_code`` (app mode with reload: the app's code folders and what to call) gets each save of
+    the app's Python files; the other routes then leave ``.py`` files of those folders alone, so a
+    code change reloads pages once, when the new workers answer, not also at once.
 
     The site route has no debounce: the gate times the site's changes itself
     (execlib.server.burst). Source routes get each save's net effect, so a
@@ -354,14 +354,13 @@ def build_reload_listener(
 
     router = PathRouter()
     common: dict[str, Any] = {"delay": delay_ms, "batch": True, "gitignore": gitignore}
-    app_folder = app_code[0] if app_code is not None else None
+    code_folders = app_code[0] if app_code is not None else ()
 
     def site_ignores(folder: str) -> tuple[str, ...]:
-        if app_folder is None:
-            return tuple(ignore)
-        # one folder holding the other: the app's code may be among this route's files
-        if site_relative(folder, app_folder) is not None or site_relative(app_folder, folder) is not None:
-            return (*ignore, "*.py")
+        for code in code_folders:
+            # one folder holding the other: the app's code may be among this route's files
+            if site_relative(folder, code) is not None or site_relative(code, folder) is not None:
+                return (*ignore, "*.py")
         return tuple(ignore)
 
     for folder in controller.folders:  # ROOT and each mounted folder
@@ -369,15 +368,16 @@ def build_reload_listener(
     if app_code is not None:
         from ..app.mode import APP_DEBOUNCE_MS, NOT_APP_CODE
 
-        router.register(
-            app_code[0],
-            app_code[1],
-            glob="**/*.py",
-            ignore=(*ignore, *NOT_APP_CODE),
-            debounce=APP_DEBOUNCE_MS,
-            net=True,
-            **common,
-        )
+        for code in code_folders:
+            router.register(
+                code,
+                app_code[1],
+                glob="**/*.py",
+                ignore=(*ignore, *NOT_APP_CODE),
+                debounce=APP_DEBOUNCE_MS,
+                net=True,
+                **common,
+            )
     for path in extra_watch:
         own = site_ignores(path) if os.path.isdir(path) else tuple(ignore)
         inside = site_relative(path, controller.root) if os.path.isdir(path) else None
