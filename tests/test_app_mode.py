@@ -193,14 +193,20 @@ def test_serve_an_import_string_and_an_object_from_the_python_api(tmp_path: Path
 
 
 def test_serve_background_runs_an_app_detached(tmp_path: Path, monkeypatch) -> None:
-    write_fastapi_app(tmp_path)
+    write_fastapi_app(tmp_path / "app")
+    (tmp_path / "lib").mkdir()
     monkeypatch.chdir(tmp_path)
-    url = execlib.serve_background("main:app", port=0, pid_path=tmp_path / "app.pid", timeout=60)
+    url = execlib.serve_background(
+        "main:app", app_dir="app", reload_dirs=["lib"], port=0, pid_path=tmp_path / "app.pid", timeout=60
+    )
     pids = []
     try:
         pids.append(httpx.get(url + "pid", timeout=30).json()["pid"])
-        write_fastapi_app(tmp_path, "version 2")
+        write_fastapi_app(tmp_path / "app", "version 2")
         wait_until(lambda: version_of(url) == "version 2", 30, message="the detached server to reload")
+        pids.append(httpx.get(url + "pid", timeout=30).json()["pid"])
+        save(tmp_path / "lib" / "shared.py", "TEXT = 'x'\n")  # the reload folder reached the detached child
+        wait_until(lambda: httpx.get(url + "pid", timeout=30).json()["pid"] not in pids, 30, message="a restart")
         pids.append(httpx.get(url + "pid", timeout=30).json()["pid"])
     finally:
         assert execlib.stop(tmp_path / "app.pid")
