@@ -188,6 +188,19 @@ def test_start_line_shows_network_urls(root: Path) -> None:
     ]
 
 
+def test_text_start_line_lists_mounts_after_the_urls(root: Path, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    with Server(root, host="0.0.0.0", port=0, mounts={"/assets": shared}) as server:
+        port = server.bound_addr[1]  # type: ignore[index]
+        line = start_line(server, str(root), CommandOptions(), addresses=lambda: ["127.0.0.1", "192.168.7.9"])
+    assert line.splitlines() == [
+        f"Serving {root} at http://127.0.0.1:{port}/ ({server.loop_name})",
+        f"  on the network: http://192.168.7.9:{port}/",
+        f"  /assets/ serves {shared}",
+    ]
+
+
 def test_serving_on_every_address_prints_this_machines_urls(root: Path) -> None:
     # the real interface list: what the banner shows must be what this machine has
     network = [a for a in interface_addresses() if ":" not in a and not a.startswith(("127.", "169.254."))]

@@ -2,7 +2,7 @@
 
 Text: ``Serving ROOT at URL (LOOP[; BACKEND][; port 8000 was in use])`` (the backend when not
 uvicorn), then one ``  on the network: URL`` line per address another machine can use when the
-host is a wildcard (``0.0.0.0``, ``::``).
+host is a wildcard (``0.0.0.0``, ``::``), and one ``  /PREFIX/ serves DIR`` line per mounted folder.
 JSON (``--banner json``, or ``--log-format json``): one object on one line, so a tool that starts
 execlib reads where it is instead of scraping text; its keys are documented in docs/cli.rst.
 """
@@ -79,6 +79,8 @@ def start_line(
         notes += [] if server.app_mode.reload else ["no reload"]
     lines = [f"Serving {served} at {urls[0]} ({'; '.join(notes)})"]
     lines += [f"  on the network: {url}" for url in urls[1:]]
+    # what else is served, and from where: a mount pointing at the wrong folder shows at once
+    lines += [f"  {prefix.rstrip('/')}/ serves {os.fspath(path)}" for prefix, path in server.mounts]
     return "\n".join(lines)
 
 
