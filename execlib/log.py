@@ -111,11 +111,30 @@ else:  # StreamHandler takes a type argument at run time only from Python 3.11
 
 
 class _Flushing(_TextStreamHandler):
-    """Flush every record: a pipe reader must see lines as they happen."""
+    """Flush every record: a pipe reader must see lines as they happen.
+
+    Once the reader has gone away (``execlib serve | head -1``, a closed terminal) lines are
+    dropped, quietly: the server keeps serving, and neither raises into the thread that logged
+    (a request, the watcher) nor writes a "Logging error" traceback to stderr per line.
+    """
+
+    gone = False
 
     def emit(self, record: logging.LogRecord) -> None:
-        super().emit(record)
-        self.flush()
+        if self.gone:
+            return
+        try:
+            text = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (BrokenPipeError, ValueError):  # a closed pipe, or a closed file object
+            self.gone = True
+        except OSError:  # a full disk under the log file: say so, and try the next line again
+            self.handleError(record)
 
 
 def configure_logging(verbosity: int = 0, log_format: str = "text") -> None:

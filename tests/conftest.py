@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,6 +37,19 @@ def _test_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     if TEST_BACKEND:
         assert TEST_BACKEND in backends.BACKENDS, f"EXECLIB_TEST_BACKEND={TEST_BACKEND!r} names no backend"
         monkeypatch.setattr(backends, "DEFAULT_BACKEND", TEST_BACKEND)
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """Put back what an in-process ``execlib.cli.main()`` sets (its handlers write to that test's
+    captured streams, closed afterwards, and stop records reaching pytest's caplog)."""
+    names = ("execlib", "execlib.access", "uvicorn", "uvicorn.error")
+    saved = [(logger, logger.handlers[:], logger.propagate, logger.level) for logger in map(logging.getLogger, names)]
+    yield
+    for logger, handlers, propagate, level in saved:
+        logger.handlers[:] = handlers
+        logger.propagate = propagate
+        logger.setLevel(level)
 
 
 def write(path: Path, content: str | bytes) -> Path:
