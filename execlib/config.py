@@ -56,6 +56,9 @@ SWITCHES = (
     "factory",
 )
 
+#: switches whose None means "decide by what is found" (poll: by the watched folders' file systems)
+NONE_MEANS_AUTO = ("poll",)
+
 #: what ``headers=`` takes: "Name: value" strings (or one), a mapping, or (name, value) pairs
 HeadersOption = str | Mapping[str, str] | Iterable["str | tuple[str, str]"]
 
@@ -108,7 +111,8 @@ class ServerConfig:
     watch: Iterable[str | os.PathLike[str]] | str = ()
     ignore: Iterable[str] | str = ()
     delay: float = 0
-    poll: bool = False
+    #: None: poll the folders that lie where notifications miss changes (execlib.listeners.filesystems)
+    poll: bool | None = None
     gitignore: bool = False
     build: BuildTarget | None = None
     build_timeout: float | None = None
@@ -182,7 +186,9 @@ def _is_number(value: object, kind: type | tuple[type, ...] = (int, float)) -> b
 
 def _check_switches_and_address(config: ServerConfig) -> None:
     for name in SWITCHES:
-        if not isinstance(getattr(config, name), bool):
+        if not isinstance(getattr(config, name), bool) and not (
+            name in NONE_MEANS_AUTO and getattr(config, name) is None
+        ):
             raise ConfigError("must be True or False", option=name, value=getattr(config, name))
     if not isinstance(config.root, (str, os.PathLike)):
         raise ConfigError("must be the path of a folder", option="root", value=config.root)

@@ -162,13 +162,15 @@ class BaseRouter:
         """Stop: cancel queued work, wait up to ``timeout`` s for running callbacks, stop threads."""
         raise NotImplementedError
 
-    def get_listener(self, backend: str = "auto", poll: bool = False, **options: Any) -> Listener:
+    def get_listener(self, backend: str = "auto", poll: bool | None = None, **options: Any) -> Listener:
         """A listener watching every endpoint registered on this router.
 
         ``backend`` is "auto" (inotify on Linux, watchfiles elsewhere),
         "inotify", "watchfiles" or "poll"; ``poll=True`` polls (network, Docker
         and WSL mounts) with execlib's own polling listener, or with
-        watchfiles' when ``backend="watchfiles"``.
+        watchfiles' when ``backend="watchfiles"``. ``poll=None`` polls when an
+        endpoint lies on such a mount (found from the mount table, and said in
+        a warning), ``poll=False`` never.
         """
         # Imported here, not at the top: routers are usable without loading any listener backend.
         from .listeners import get_listener

@@ -111,7 +111,10 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
     )
     reload.add_argument("--delay", type=float, default=None, metavar="MS", help="wait MS milliseconds before reloading")
     reload.add_argument(
-        "--poll", action="store_true", default=None, help="poll for changes (network, Docker and WSL mounts)"
+        "--poll",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="poll for changes (network, Docker and WSL mounts); default: poll when a watched folder is on one",
     )
     reload.add_argument("--gitignore", action="store_true", default=None, help="ignore what .gitignore files ignore")
     proxy = parser.add_argument_group("proxy mode")
@@ -341,7 +344,12 @@ def _add_preset_options(parser: argparse.ArgumentParser) -> None:
         "--ignore", action="append", default=[], metavar="GLOB", help="ignore changes matching GLOB (repeatable)"
     )
     parser.add_argument("--delay", type=float, default=0, metavar="MS", help="wait MS milliseconds before rebuilding")
-    parser.add_argument("--poll", action="store_true", help="poll for changes (network, Docker and WSL mounts)")
+    parser.add_argument(
+        "--poll",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="poll for changes (network, Docker and WSL mounts); default: poll when a watched folder is on one",
+    )
     parser.add_argument("--build-timeout", type=float, metavar="S", help="kill a build that runs longer than S seconds")
     parser.add_argument(
         "--warnings-as-errors", action="store_true", help="a build that prints warnings shows them in an overlay"
@@ -397,7 +405,12 @@ def _add_watch_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     watch.add_argument("--glob", action="append", metavar="GLOB", help="only changes matching GLOB (repeatable)")
     watch.add_argument("--ignore", action="append", metavar="GLOB", help="ignore changes matching GLOB (repeatable)")
     watch.add_argument("--debounce", type=int, default=200, metavar="MS", help="quiet time before a run (200)")
-    watch.add_argument("--poll", action="store_true", help="poll for changes (network, Docker and WSL mounts)")
+    watch.add_argument(
+        "--poll",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="poll for changes (network, Docker and WSL mounts); default: poll when a watched folder is on one",
+    )
     watch.add_argument("--gitignore", action="store_true", help="ignore what .gitignore files ignore")
     watch.add_argument("-q", "--quiet", action="store_true", help="errors only")
     watch.add_argument("-v", "--verbose", action="store_true", help="debug logging")

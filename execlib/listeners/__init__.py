@@ -4,18 +4,24 @@
 elsewhere. ``poll=True`` means our own polling listener ("poll"), which
 compares nanosecond mtimes, sizes, inodes and the content of recently changed
 files; ``backend="watchfiles", poll=True`` still gives watchfiles' polling.
+``poll=None`` (the default) polls when a watched folder lies on a file system
+whose changes notifications miss (a network share, a host's folder shared into
+a VM or container: ``filesystems``), saying so once; ``poll=False`` never does.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..listener import Listener
+from ..listener import Listener, top_roots
 
 if TYPE_CHECKING:
     from ..router import BaseRouter
+
+logger = logging.getLogger("execlib.listener")
 
 BACKENDS = ("auto", "inotify", "watchfiles", "poll")
 
@@ -30,10 +36,12 @@ def inotify_available() -> bool:
     return True
 
 
-def get_listener(router: BaseRouter, backend: str = "auto", poll: bool = False, **options: Any) -> Listener:
+def get_listener(router: BaseRouter, backend: str = "auto", poll: bool | None = None, **options: Any) -> Listener:
     """A listener of the chosen backend watching every endpoint of ``router``."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown listener backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if poll is None:
+        poll = backend in ("auto", "watchfiles") and must_poll(top_roots(router.endpoints()))
     if poll and backend == "inotify":
         raise ConfigError("inotify does not poll: for polling drop backend='inotify' (or use backend='poll')")
     if backend == "poll" or (poll and backend == "auto"):
@@ -51,6 +59,24 @@ def get_listener(router: BaseRouter, backend: str = "auto", poll: bool = False, 
     from .watchfiles import WatchfilesListener
 
     return WatchfilesListener(router, poll=poll, **options)
+
+
+def must_poll(folders: list[str]) -> bool:
+    """Whether some of ``folders`` lie where notifications miss changes; if so, says which, once."""
+    from .filesystems import unnotified_folders
+
+    found = unnotified_folders(folders)
+    if not found:
+        return False
+    shown = ", ".join(f"{folder} ({kind})" for folder, kind in found[:3]) + (" and more" if len(found) > 3 else "")
+    logger.warning(
+        "watching by polling: %s %s on a file system whose change notifications miss edits made on the other "
+        "side (a network share, or a host's folder shared into this machine); --no-poll (poll=False) watches "
+        "with notifications anyway",
+        shown,
+        "is" if len(found) == 1 else "are",
+    )
+    return True
 
 
 def __getattr__(name: str) -> Any:
@@ -78,4 +104,5 @@ __all__ = [
     "WatchfilesListener",
     "get_listener",
     "inotify_available",
+    "must_poll",
 ]

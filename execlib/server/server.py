@@ -129,7 +129,7 @@ class Server(BlockingService):
         watch: Iterable[str | os.PathLike[str]] = (),
         ignore: Iterable[str] = (),
         delay: float = 0,
-        poll: bool = False,
+        poll: bool | None = None,
         gitignore: bool = False,
         build: BuildTarget | None = None,
         build_timeout: float | None = None,

@@ -336,7 +336,7 @@ def build_reload_listener(
     extra_watch: Sequence[str] = (),
     ignore: Sequence[str] = (),
     delay_ms: float = 0,
-    poll: bool = False,
+    poll: bool | None = None,
     gitignore: bool = False,
     app_code: tuple[Sequence[str], Callable[[list[Any]], Awaitable[None]]] | None = None,
 ) -> Any:
