@@ -18,6 +18,9 @@ from ..errors import ConfigError, ExeclibError
 PROG = "execlib"
 
 
+POLL_HELP = "poll for changes (network, Docker and WSL mounts); default: poll when a watched folder is on one"
+
+
 def _add_serve_options(parser: argparse.ArgumentParser) -> None:
     # Defaults are None ("not given") so that a config file or $EXECLIB_* can supply the option;
     # the real defaults are ServerConfig's.
@@ -114,7 +117,7 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         "--poll",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="poll for changes (network, Docker and WSL mounts); default: poll when a watched folder is on one",
+        help=POLL_HELP,
     )
     reload.add_argument("--gitignore", action="store_true", default=None, help="ignore what .gitignore files ignore")
     proxy = parser.add_argument_group("proxy mode")
@@ -348,7 +351,7 @@ def _add_preset_options(parser: argparse.ArgumentParser) -> None:
         "--poll",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="poll for changes (network, Docker and WSL mounts); default: poll when a watched folder is on one",
+        help=POLL_HELP,
     )
     parser.add_argument("--build-timeout", type=float, metavar="S", help="kill a build that runs longer than S seconds")
     parser.add_argument(
@@ -409,7 +412,7 @@ def _add_watch_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "--poll",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="poll for changes (network, Docker and WSL mounts); default: poll when a watched folder is on one",
+        help=POLL_HELP,
     )
     watch.add_argument("--gitignore", action="store_true", help="ignore what .gitignore files ignore")
     watch.add_argument("-q", "--quiet", action="store_true", help="errors only")
